@@ -1,0 +1,58 @@
+"""Planning: a pure function of the spec and the catalog.
+
+``build(spec)`` runs the named checks around sizing and returns a :class:`Plan` with its
+warnings, or raises :class:`SpecError` holding every error (and warning) found.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import NamedTuple
+
+from ..catalog import Catalog
+from ..catalog import load as load_catalog
+from ..errors import Finding, SpecError
+from ..spec import LoadedSpec
+from . import checks, sizing, software
+from .model import FabricPlan, Plan, PoolPlan, SitePower, SoftwareLock
+
+__all__ = ["FabricPlan", "Plan", "PlanResult", "PoolPlan", "SitePower", "SoftwareLock", "build", "validate"]
+
+
+class PlanResult(NamedTuple):
+    plan: Plan | None
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+
+def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date | None = None) -> PlanResult:
+    """Run every check and size the factory; never raises for a bad spec."""
+    catalog = catalog or load_catalog()
+    ctx = checks.Context(spec.factory, spec.doc, catalog, today=today or _dt.date.today())
+    findings = checks.run(ctx, checks.phase("refs"))
+    if any(f.severity == "error" for f in findings):
+        return PlanResult(None, findings)
+    systems = [catalog.systems[p.system] for p in spec.factory.pools]
+    ctx.lock = software.resolve(catalog, spec.factory.software, systems)
+    ctx.pools, ctx.fabrics, ctx.sites = sizing.size(spec.factory, catalog)
+    findings += checks.run(ctx, checks.phase("software") + checks.phase("capacity"))
+    plan = Plan(
+        name=spec.factory.name, pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
+        warnings=[f.render() for f in findings if f.severity == "warning"],
+    )
+    return PlanResult(plan, findings)
+
+
+def build(spec: LoadedSpec, catalog: Catalog | None = None) -> Plan:
+    """The plan of a valid spec; :class:`SpecError` listing every finding otherwise."""
+    result = validate(spec, catalog)
+    if result.errors:
+        raise SpecError(result.findings)
+    return result.plan

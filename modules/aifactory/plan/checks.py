@@ -1,0 +1,412 @@
+"""Named validation checks, run before anything is built.
+
+Each check is a function of a :class:`Context` that yields :class:`Issue` tuples. Checks are
+grouped in phases: ``refs`` must pass before sizing is possible; ``software`` and
+``capacity`` run on the resolved lock and the sized plan. ``aifactory validate`` runs them
+all; tests call :func:`run` with one name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Iterable, NamedTuple, Optional
+
+from ..catalog import ONPREM_FABRICS, Catalog, System, version_key
+from ..errors import Finding
+from ..spec import Document, Factory
+from .model import FabricPlan, PoolPlan, SitePower, SoftwareLock
+from .sizing import ON_SITE, rack_kw
+
+
+class Issue(NamedTuple):
+    path: tuple
+    message: str
+    hint: str = ""
+    severity: str = "error"
+
+
+@dataclass
+class Context:
+    factory: Factory
+    doc: Document
+    catalog: Catalog
+    lock: Optional[SoftwareLock] = None
+    pools: Optional[list[PoolPlan]] = None
+    fabrics: Optional[list[FabricPlan]] = None
+    sites: Optional[list[SitePower]] = None
+    today: _dt.date = _dt.date.today()
+
+    def system(self, pool) -> System | None:
+        return self.catalog.system(pool.system)
+
+    def nvidia_pools(self):
+        for i, pool in enumerate(self.factory.pools):
+            system = self.system(pool)
+            if system and system.gpu.vendor == "nvidia":
+                yield i, pool, system
+
+
+CheckFn = Callable[[Context], Iterable[Issue]]
+CHECKS: dict[str, tuple[str, CheckFn]] = {}
+PHASES = ("refs", "software", "capacity")
+
+
+def check(name: str, phase: str):
+    def register(fn: CheckFn) -> CheckFn:
+        CHECKS[name] = (phase, fn)
+        fn.check_name = name
+        return fn
+    return register
+
+
+def run(ctx: Context, names: Iterable[str]) -> list[Finding]:
+    out = []
+    for name in names:
+        _, fn = CHECKS[name]
+        for issue in fn(ctx):
+            out.append(ctx.doc.finding(issue.path, issue.message, issue.hint, severity=issue.severity, check=name))
+    return out
+
+
+def phase(name: str) -> list[str]:
+    return [n for n, (p, _) in CHECKS.items() if p == name]
+
+
+# --- refs ------------------------------------------------------------------------------
+
+@check("unique-names", "refs")
+def unique_names(ctx: Context):
+    f = ctx.factory
+    for field, items in (("sites", f.sites), ("fabrics", f.fabrics), ("pools", f.pools)):
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.name in seen:
+                yield Issue((field, i, "name"), f"duplicate name {item.name!r} (also {field}[{seen[item.name]}])",
+                            "names must be unique: they become hostnames, groups and resource names")
+            seen.setdefault(item.name, i)
+    hosts: dict[str, tuple] = {}
+    macs: dict[str, tuple] = {}
+    for i, pool in enumerate(f.pools):
+        for j, host in enumerate(pool.hosts):
+            for table, key, field in ((hosts, host.name, "name"), (macs, host.mac, "mac")):
+                if key in table:
+                    yield Issue(("pools", i, "hosts", j, field), f"duplicate host {field} {key!r}",
+                                "every host needs its own name and boot MAC")
+                table.setdefault(key, (i, j))
+
+
+@check("references", "refs")
+def references(ctx: Context):
+    sites = [s.name for s in ctx.factory.sites]
+    fabrics = [f.name for f in ctx.factory.fabrics]
+    for i, pool in enumerate(ctx.factory.pools):
+        if pool.site not in sites:
+            close = ctx.catalog.suggest(sites, pool.site)
+            yield Issue(("pools", i, "site"), f"unknown site {pool.site!r}",
+                        f"did you mean {close!r}?" if close else f"declare it under sites: (known: {', '.join(sites)})")
+        if pool.fabric and pool.fabric not in fabrics:
+            close = ctx.catalog.suggest(fabrics, pool.fabric)
+            yield Issue(("pools", i, "fabric"), f"unknown fabric {pool.fabric!r}",
+                        f"did you mean {close!r}?" if close else "declare it under fabrics:")
+
+
+@check("catalog-ids", "refs")
+def catalog_ids(ctx: Context):
+    for i, pool in enumerate(ctx.factory.pools):
+        if ctx.system(pool) is None:
+            close = ctx.catalog.suggest(ctx.catalog.systems, pool.system)
+            yield Issue(("pools", i, "system"), f"unknown system {pool.system!r}",
+                        f"did you mean {close!r}?" if close else "run `aifactory catalog systems` for the list")
+    for i, fabric in enumerate(ctx.factory.fabrics):
+        if fabric.switch and fabric.switch not in ctx.catalog.switches:
+            close = ctx.catalog.suggest(ctx.catalog.switches, fabric.switch)
+            yield Issue(("fabrics", i, "switch"), f"unknown switch {fabric.switch!r}",
+                        f"did you mean {close!r}?" if close else f"known: {', '.join(ctx.catalog.switches)}")
+
+
+@check("provider-system", "refs")
+def provider_system(ctx: Context):
+    sites = {s.name: s for s in ctx.factory.sites}
+    for i, pool in enumerate(ctx.factory.pools):
+        system = ctx.system(pool)
+        expected = "onprem" if pool.provider == "lab" else pool.provider
+        if system and system.provider != expected:
+            yield Issue(("pools", i, "system"), f"{pool.system} is a {system.provider} system, not {pool.provider}",
+                        f"set provider: {system.provider}, or pick a {pool.provider} system")
+        site = sites.get(pool.site)
+        if site and site.provider and site.provider != pool.provider:
+            yield Issue(("pools", i, "provider"), f"site {site.name} is a {site.provider} site",
+                        "a pool's provider must match its site's provider")
+        if pool.provider not in ON_SITE and not (pool.region or (site and site.region)):
+            yield Issue(("pools", i, "region"), "a cloud pool needs a region",
+                        "set region on the pool or on its site")
+        if pool.provider not in ON_SITE and pool.hosts:
+            yield Issue(("pools", i, "hosts"), "hosts (MAC/BMC) apply to on-prem pools only",
+                        "cloud nodes are created by the provider")
+        if pool.provider in ON_SITE and pool.nodes != "fill" and len(pool.hosts) > pool.nodes:
+            yield Issue(("pools", i, "hosts"), f"{len(pool.hosts)} hosts listed for {pool.nodes} nodes",
+                        "raise nodes or remove hosts")
+
+
+@check("fabric-compat", "refs")
+def fabric_compat(ctx: Context):
+    fabrics = {f.name: (i, f) for i, f in enumerate(ctx.factory.fabrics)}
+    members: dict[str, list] = {}
+    for i, pool in enumerate(ctx.factory.pools):
+        system = ctx.system(pool)
+        if not pool.fabric or pool.fabric not in fabrics or system is None:
+            continue
+        _, fabric = fabrics[pool.fabric]
+        members.setdefault(fabric.name, []).append(pool)
+        if fabric.type not in system.fabrics:
+            if system.provider == "onprem":
+                hint = f"on-prem systems join {', '.join(ONPREM_FABRICS)} fabrics"
+            else:
+                hint = f"{pool.system} supports {' or '.join(system.fabrics)}"
+            if fabric.type == "efa" and system.provider == "aws":
+                hint = f"{pool.system} has no EFA interfaces; use an EFA instance type such as p5.48xlarge"
+            yield Issue(("pools", i, "fabric"), f"{pool.system} cannot use a {fabric.type} fabric", hint)
+    for name, pools in members.items():
+        idx, fabric = fabrics[name]
+        if len({p.site for p in pools}) > 1:
+            yield Issue(("fabrics", idx, "name"), f"fabric {name} spans sites {sorted({p.site for p in pools})}",
+                        "a compute fabric cannot span sites; declare one fabric per site")
+        if len({p.provider for p in pools}) > 1:
+            yield Issue(("fabrics", idx, "name"), f"fabric {name} mixes providers",
+                        "declare one fabric per provider")
+        onsite = all(p.provider in ON_SITE for p in pools)
+        if onsite and fabric.type in ONPREM_FABRICS and not fabric.switch:
+            yield Issue(("fabrics", idx, "type"), f"on-prem {fabric.type} fabric {name} needs a switch model",
+                        f"set switch: (known: {', '.join(ctx.catalog.switches)})")
+    for idx, fabric in enumerate(ctx.factory.fabrics):
+        switch = ctx.catalog.switches.get(fabric.switch or "")
+        if switch is None:
+            continue
+        want = "infiniband" if fabric.type == "infiniband" else "ethernet"
+        if fabric.type in ONPREM_FABRICS and switch.fabric != want:
+            yield Issue(("fabrics", idx, "switch"), f"{switch.id} is an {switch.fabric} switch, not {want}",
+                        "pick a switch of the fabric's kind")
+        su = fabric.su_nodes or switch.ports // 2
+        if 2 * su > switch.ports:
+            yield Issue(("fabrics", idx, "su_nodes"), f"{su} node slots per SU exceed half of {switch.id}'s "
+                        f"{switch.ports} ports", f"at most {switch.ports // 2} for a non-blocking leaf")
+        if fabric.subnet_manager and fabric.type != "infiniband":
+            yield Issue(("fabrics", idx, "subnet_manager"), "a subnet manager applies to InfiniBand only",
+                        "remove subnet_manager")
+
+
+@check("fill", "refs")
+def fill(ctx: Context):
+    sites = {s.name: s for s in ctx.factory.sites}
+    per_site = Counter()
+    for i, pool in enumerate(ctx.factory.pools):
+        if pool.nodes != "fill":
+            continue
+        per_site[pool.site] += 1
+        site = sites.get(pool.site)
+        if pool.provider not in ON_SITE:
+            yield Issue(("pools", i, "nodes"), "nodes: fill needs a power budget; cloud pools have none",
+                        "give a node count")
+        elif site and site.power_mw is None:
+            yield Issue(("pools", i, "nodes"), f"site {site.name} has no power_mw to fill", "set power_mw on the site")
+        if per_site[pool.site] == 2:
+            yield Issue(("pools", i, "nodes"), f"a second 'fill' pool at site {pool.site}",
+                        "only one pool per site can fill the remaining power")
+
+
+# --- software ---------------------------------------------------------------------------
+
+def _sw(ctx: Context, field: str) -> tuple:
+    return ("software", field) if field in ctx.factory.software.model_fields_set else ("software",)
+
+
+@check("driver-branch", "software")
+def driver_branch(ctx: Context):
+    lock, sw = ctx.lock, ctx.factory.software
+    if lock is None or lock.driver_branch is None:
+        return
+    row = ctx.catalog.branches.get(lock.driver_branch)
+    if sw.driver and sw.driver_branch and sw.driver.split(".")[0] != sw.driver_branch:
+        yield Issue(("software", "driver"), f"driver {sw.driver} is not on branch {sw.driver_branch}",
+                    "drop one of driver / driver_branch, or make them agree")
+    if row is None:
+        yield Issue(_sw(ctx, "driver_branch"), f"unknown driver branch {lock.driver_branch}",
+                    f"known branches: {', '.join(ctx.catalog.branches)}")
+        return
+    if lock.driver is None:
+        yield Issue(_sw(ctx, "driver_branch"), f"branch {row.branch} has no catalogued release",
+                    "pin the exact version with software.driver")
+    if row.eol and _dt.date.fromisoformat(row.eol) < ctx.today:
+        yield Issue(_sw(ctx, "driver_branch"), f"driver branch R{row.branch} reached end of life on {row.eol}",
+                    "move to a supported LTSB such as R580", "warning")
+
+
+@check("cuda-driver", "software")
+def cuda_driver(ctx: Context):
+    lock = ctx.lock
+    if lock is None or lock.cuda is None:
+        return
+    cuda = ctx.catalog.cuda_release(lock.cuda)
+    if cuda is None:
+        yield Issue(_sw(ctx, "cuda"), f"unknown CUDA release {lock.cuda}",
+                    f"known: {', '.join(ctx.catalog.cuda)}")
+        return
+    if lock.driver is None:
+        return
+    driver = version_key(lock.driver)
+    if driver < version_key(cuda.compat_min_driver):
+        yield Issue(_sw(ctx, "cuda"), f"CUDA {cuda.cuda} needs driver >= {cuda.min_driver}; "
+                    f"the lock has {lock.driver}",
+                    f"raise driver_branch, or use a CUDA release the driver supports")
+    elif driver < version_key(cuda.min_driver):
+        yield Issue(_sw(ctx, "cuda"), f"CUDA {cuda.cuda} runs on driver {lock.driver} only through minor-version "
+                    f"compatibility (no PTX JIT of newer code); its own minimum is {cuda.min_driver}",
+                    "raise the driver for full support", "warning")
+
+
+@check("arch-minimum", "software")
+def arch_minimum(ctx: Context):
+    lock = ctx.lock
+    if lock is None or lock.driver is None or lock.cuda is None:
+        return
+    for i, pool, system in ctx.nvidia_pools():
+        arch = ctx.catalog.architectures[system.gpu.architecture]
+        if arch.min_driver and version_key(lock.driver) < version_key(arch.min_driver):
+            yield Issue(("pools", i, "system"), f"{system.gpu.name} ({arch.architecture}) needs driver >= "
+                        f"{arch.min_driver}; the lock has {lock.driver}", "set software.driver_branch to 580")
+        if arch.first_cuda and version_key(lock.cuda) < version_key(arch.first_cuda):
+            yield Issue(("pools", i, "system"), f"{system.gpu.name} ({arch.architecture}) needs CUDA >= "
+                        f"{arch.first_cuda}; the lock has {lock.cuda}", "raise software.cuda")
+
+
+@check("open-modules", "software")
+def open_modules(ctx: Context):
+    lock = ctx.lock
+    if lock is None or lock.driver is None:
+        return
+    for i, pool, system in ctx.nvidia_pools():
+        if system.gpu.open_modules_required and not lock.open_kernel_modules:
+            yield Issue(_sw(ctx, "open_kernel_modules") if ctx.factory.software.open_kernel_modules is not None
+                        else ("pools", i, "system"),
+                        f"{system.gpu.name} is supported only by the open GPU kernel modules",
+                        "set software.open_kernel_modules: true (nvidia-open / *-open packages)")
+
+
+@check("fabric-manager", "software")
+def fabric_manager(ctx: Context):
+    lock, sw = ctx.lock, ctx.factory.software
+    if lock is None or lock.driver is None:
+        return
+    needs = [(i, s) for i, _, s in ctx.nvidia_pools() if s.fabric_manager]
+    if sw.fabric_manager and needs and sw.fabric_manager != lock.driver:
+        yield Issue(("software", "fabric_manager"),
+                    f"nvidia-fabricmanager {sw.fabric_manager} does not match driver {lock.driver}",
+                    "fabric manager and libnvidia-nscq must equal the driver version exactly, or FM refuses "
+                    "to start and CUDA fails with error 802; remove the pin to follow the driver")
+    if sw.fabric_manager and not needs:
+        imex = [i for i, _, s in ctx.nvidia_pools() if s.imex]
+        if imex:
+            yield Issue(("software", "fabric_manager"), "NVL72 compute trays run IMEX, not a node-local fabric "
+                        "manager (the NVLink switch trays' NMX controller manages the fabric)",
+                        "remove software.fabric_manager; set imex: true or leave it unset")
+        else:
+            yield Issue(("software", "fabric_manager"), "no pool has NVSwitch; fabric manager is not installed",
+                        "remove software.fabric_manager", "warning")
+
+
+@check("nvlsm", "software")
+def nvlsm(ctx: Context):
+    sw = ctx.factory.software
+    needs = [(i, s) for i, _, s in ctx.nvidia_pools() if s.nvlsm]
+    if needs and sw.nvlsm is False:
+        i, system = needs[0]
+        yield Issue(("software", "nvlsm"), f"{system.id} (pools[{i}]) needs NVLSM, the NVLink subnet manager "
+                    "started with the fabric manager on HGX B200 and later", "remove nvlsm: false")
+    if sw.nvlsm and not needs:
+        yield Issue(("software", "nvlsm"), "no pool needs NVLSM (HGX/DGX B200 and later only)",
+                    "remove nvlsm: true", "warning")
+
+
+@check("imex", "software")
+def imex(ctx: Context):
+    sw = ctx.factory.software
+    needs = [(i, s) for i, _, s in ctx.nvidia_pools() if s.imex]
+    if needs and sw.imex is False:
+        i, system = needs[0]
+        yield Issue(("software", "imex"), f"{system.id} (pools[{i}]) is an NVLink multi-node system; its "
+                    "compute trays need nvidia-imex", "remove imex: false")
+    if sw.imex and not needs:
+        yield Issue(("software", "imex"), "no pool spans an NVLink multi-node domain; IMEX has nothing to do",
+                    "remove imex: true", "warning")
+
+
+@check("dcgm", "software")
+def dcgm(ctx: Context):
+    lock, sw = ctx.lock, ctx.factory.software
+    if lock is None or lock.cuda is None or lock.driver is None:
+        return
+    major = int(lock.cuda.split(".")[0])
+    row = ctx.catalog.dcgm_for(lock.dcgm_major, major)
+    if row is None:
+        yield Issue(_sw(ctx, "dcgm"), f"DCGM {lock.dcgm_major} has no build for CUDA {major}",
+                    "use dcgm: 4 (datacenter-gpu-manager-4-cuda<MAJOR>)")
+        return
+    if row.below_driver and version_key(lock.driver) >= version_key(row.below_driver):
+        yield Issue(_sw(ctx, "dcgm"), f"DCGM {row.dcgm_major} does not work with driver {lock.driver} "
+                    f"(>= {row.below_driver})", "use dcgm: 4; purge datacenter-gpu-manager (3.x) first")
+    if sw.dcgm_package and sw.dcgm_package != row.package:
+        yield Issue(("software", "dcgm_package"), f"{sw.dcgm_package} does not match CUDA {lock.cuda}",
+                    f"use {row.package} (DCGM {row.dcgm_major} package for CUDA {major})")
+    if version_key(lock.driver) < version_key(row.min_driver):
+        yield Issue(_sw(ctx, "dcgm"), f"{row.package} needs driver >= {row.min_driver}", "raise the driver")
+
+
+@check("non-nvidia", "software")
+def non_nvidia(ctx: Context):
+    for i, pool in enumerate(ctx.factory.pools):
+        system = ctx.system(pool)
+        if system and system.gpu.vendor != "nvidia":
+            yield Issue(("pools", i, "system"), f"{system.gpu.name} is not an NVIDIA GPU; the NVIDIA software "
+                        "lock (driver, CUDA, DCGM, NCCL) is not applied to this pool",
+                        "manage ROCm for this pool separately", "warning")
+
+
+# --- capacity ---------------------------------------------------------------------------
+
+@check("site-power", "capacity")
+def site_power(ctx: Context):
+    index = {s.name: i for i, s in enumerate(ctx.factory.sites)}
+    for power in ctx.sites or []:
+        if power.budget_kw is not None and power.facility_kw > power.budget_kw:
+            yield Issue(("sites", index[power.name], "power_mw"),
+                        f"site {power.name} needs {power.facility_kw / 1000:,.2f} MW (IT {power.it_kw / 1000:,.2f} MW "
+                        f"x PUE {power.pue}) but its budget is {power.budget_kw / 1000:,.2f} MW",
+                        "reduce nodes, raise power_mw, or use nodes: fill")
+    for i, pool in enumerate(ctx.factory.pools):
+        planned = next((p for p in ctx.pools or [] if p.name == pool.name), None)
+        if pool.nodes == "fill" and planned is not None and planned.nodes == 0:
+            yield Issue(("pools", i, "nodes"), f"no power left at site {pool.site} for even one "
+                        f"{'rack' if ctx.system(pool).rack_scale else 'node'} of {pool.system}",
+                        "raise the site's power_mw or shrink the other pools")
+
+
+@check("rack-power", "capacity")
+def rack_power(ctx: Context):
+    sites = {s.name: (i, s) for i, s in enumerate(ctx.factory.sites)}
+    for i, pool in enumerate(ctx.factory.pools):
+        system = ctx.system(pool)
+        if pool.provider not in ON_SITE or system is None or pool.site not in sites:
+            continue
+        si, site = sites[pool.site]
+        need = rack_kw(system, site) if system.rack_scale else system.node_kw
+        if need > site.rack_kw:
+            what = f"a {system.id} rack draws {need:,.0f} kW" if system.rack_scale else \
+                f"one {system.id} draws {need:,.1f} kW"
+            yield Issue(("pools", i, "system"), f"{what}, over site {site.name}'s {site.rack_kw:g} kW per rack",
+                        "raise rack_kw (liquid-cooled hall) or pick a smaller system; air cooling is impractical "
+                        "above ~40 kW per rack")
+        elif not system.rack_scale and site.rack_units < system.rack_units:
+            yield Issue(("pools", i, "system"), f"{system.id} is {system.rack_units}U, taller than the site's "
+                        f"{site.rack_units}U racks", "raise rack_units")

@@ -1,0 +1,71 @@
+"""Resolve the software lock: one exact version for every pinned NVIDIA component."""
+
+from __future__ import annotations
+
+from ..catalog import Catalog, System, version_key
+from ..spec.models import Software
+from .model import SoftwareLock
+
+DEFAULT_DCGM_MAJOR = 4
+OPEN_MODULES_DEFAULT_FROM = 560  # open kernel modules are the default from R560 (NVIDIA driver README)
+
+
+def default_branch(catalog: Catalog, software: Software) -> str:
+    """The newest long-term-support branch with a catalogued release, unless CUDA needs newer."""
+    released = sorted((b for b in catalog.branches.values() if b.latest), key=lambda b: int(b.branch))
+    ltsb = [b for b in released if b.kind == "LTSB"]
+    choice = ltsb[-1] if ltsb else released[-1]
+    cuda = catalog.cuda_release(software.cuda) if software.cuda else None
+    if cuda and version_key(choice.latest) < version_key(cuda.min_driver):
+        newer = [b for b in released if version_key(b.latest) >= version_key(cuda.min_driver)]
+        if newer:
+            choice = newer[0]
+    return choice.branch
+
+
+def resolve(catalog: Catalog, software: Software, systems: list[System]) -> SoftwareLock:
+    """Pure resolution; inconsistencies are reported by the named checks, not here."""
+    nvidia = [s for s in systems if s.gpu.vendor == "nvidia"]
+    if not nvidia:
+        return SoftwareLock(None, None, None, False, None, None, None, False, False, None, None, None, software.os)
+    if software.driver:
+        branch = software.driver.split(".")[0]
+    else:
+        branch = software.driver_branch or default_branch(catalog, software)
+    row = catalog.branches.get(branch)
+    driver = software.driver or (row.latest if row else None)
+    cuda = software.cuda or (row.default_cuda if row else None)
+    if cuda is None and driver:
+        fits = [c for c in catalog.cuda.values() if version_key(c.min_driver) <= version_key(driver)]
+        cuda = max(fits, key=lambda c: version_key(c.cuda)).cuda if fits else None
+    if software.open_kernel_modules is not None:
+        open_modules = software.open_kernel_modules
+    else:
+        open_modules = int(branch) >= OPEN_MODULES_DEFAULT_FROM or any(s.gpu.open_modules_required for s in nvidia)
+    needs_fm = any(s.fabric_manager for s in nvidia)
+    fm = (software.fabric_manager or driver) if needs_fm else None
+    fm_package = None
+    if needs_fm:
+        versioned = row.fabric_manager_package_versioned if row else int(branch) < 590
+        fm_package = f"nvidia-fabricmanager-{branch}" if versioned else "nvidia-fabricmanager"
+    dcgm_major = software.dcgm or DEFAULT_DCGM_MAJOR
+    cuda_major = int(cuda.split(".")[0]) if cuda else None
+    dcgm_row = catalog.dcgm_for(dcgm_major, cuda_major) if cuda_major else None
+    dcgm_package = software.dcgm_package or (dcgm_row.package if dcgm_row else None)
+    nccl_row = catalog.nccl.get(cuda_major) if cuda_major else None
+    nccl = software.nccl or (f"{nccl_row.version}+cuda{nccl_row.cuda_build}" if nccl_row else None)
+    return SoftwareLock(
+        driver=driver,
+        driver_branch=branch,
+        cuda=cuda,
+        open_kernel_modules=open_modules,
+        fabric_manager=fm,
+        fabric_manager_package=fm_package,
+        libnvidia_nscq=fm,
+        nvlsm=any(s.nvlsm for s in nvidia) if software.nvlsm is None else software.nvlsm,
+        imex=any(s.imex for s in nvidia) if software.imex is None else software.imex,
+        dcgm_package=dcgm_package,
+        dcgm_major=dcgm_major,
+        nccl=nccl,
+        os=software.os,
+    )

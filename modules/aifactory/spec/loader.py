@@ -1,0 +1,146 @@
+"""Load factory YAML into plain data plus a map of spec path -> line number.
+
+PyYAML's safe composer builds the node tree (so no Python tags can run); we then build the
+data ourselves so that we can refuse what a plain ``safe_load`` silently accepts:
+duplicate keys, non-standard tags, merge keys, alias bombs and absurd nesting.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import yaml
+
+from ..errors import Finding, SpecError
+
+try:  # libyaml is much faster; the pure-Python composer behaves the same
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+MAX_NODES = 200_000  # a factory spec is a few hundred nodes; an alias bomb is billions
+MAX_DEPTH = 64
+MAX_BYTES = 16 * 1024 * 1024
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+@dataclass
+class Document:
+    """Parsed YAML: ``data`` for validation, ``lines`` to point errors at the right line."""
+
+    data: object
+    file: str
+    lines: dict[tuple, int] = field(default_factory=dict)
+
+    def line_of(self, path) -> int:
+        """Line of the deepest prefix of ``path`` that exists in the document (1-based)."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+    def finding(self, path, message: str, hint: str = "", **kw) -> Finding:
+        return Finding(tuple(path), message, hint, file=self.file, line=self.line_of(path), **kw)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[tuple, int] = {}
+        self.count = 0
+        self.scalar_loader = _Loader("")
+
+    def fail(self, node, path, message, hint=""):
+        raise SpecError([Finding(tuple(path), message, hint, file=self.file, line=node.start_mark.line + 1)])
+
+    def build(self, node, path: tuple, depth: int):
+        self.count += 1
+        if self.count > MAX_NODES:
+            self.fail(node, path, f"document expands to more than {MAX_NODES} values",
+                      "remove recursive or repeated aliases (a YAML alias bomb is refused)")
+        if depth > MAX_DEPTH:
+            self.fail(node, path, f"nesting deeper than {MAX_DEPTH} levels", "a factory spec is only a few levels deep")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP:
+                self.fail(node, path, f"tag {node.tag!r} is not allowed", "use plain YAML mappings")
+            out: dict = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                    self.fail(key_node, path, "mapping keys must be plain strings")
+                if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
+                    self.fail(key_node, path, "YAML merge keys (<<) are not supported", "write the keys out")
+                key = key_node.value
+                if key in out:
+                    first = self.lines.get(path + (key,), 0)
+                    self.fail(key_node, path + (key,), f"duplicate key {key!r} (first defined on line {first})",
+                              "remove one of the two")
+                self.lines[path + (key,)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, path + (key,), depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                self.fail(node, path, f"tag {node.tag!r} is not allowed", "use plain YAML lists")
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            self.fail(node, path, f"tag {node.tag!r} is not allowed", "only plain strings, numbers, booleans and null")
+        return self.scalar_loader.construct_object(node)
+
+
+def load_text(text: str, file: str = "<string>") -> Document:
+    """Parse YAML text; raise :class:`SpecError` with a located finding on any problem."""
+    if len(text) > MAX_BYTES:
+        raise SpecError([Finding((), f"file is larger than {MAX_BYTES // 1024 // 1024} MiB", file=file, line=1)])
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError([Finding((), f"YAML syntax error: {problem}", "check indentation and quoting",
+                                 file=file, line=line)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Finding((), f"YAML error: {exc}", file=file, line=1)]) from None
+    except RecursionError:
+        raise SpecError([Finding((), f"nesting deeper than {MAX_DEPTH} levels", file=file, line=1)]) from None
+    if node is None:
+        raise SpecError([Finding((), "the file is empty", "start from one of the stacks/*/factory.yaml examples",
+                                 file=file, line=1)])
+    builder = _Builder(file)
+    try:
+        data = builder.build(node, (), 0)
+    except RecursionError:
+        raise SpecError([Finding((), f"nesting deeper than {MAX_DEPTH} levels", file=file, line=1)]) from None
+    except (ValueError, TypeError, yaml.YAMLError) as exc:  # e.g. an out-of-range timestamp scalar
+        raise SpecError([Finding((), f"cannot read value: {exc}", file=file, line=1)]) from None
+    return Document(data=data, file=file, lines=builder.lines)
+
+
+def load_file(path: str | os.PathLike) -> Document:
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SpecError([Finding((), f"cannot read file: {exc.strerror}", file=name, line=0)]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([Finding((), f"not UTF-8 text (byte {exc.start})", file=name, line=1)]) from None
+    return load_text(text, name)

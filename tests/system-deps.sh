@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages the real-consumer tests need. Installed as root in CI (CI=true);
+# elsewhere, missing tools make those tests skip with a message naming the package.
+set -euo pipefail
+PACKAGES=()
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: not root; tests needing ${missing[*]} will skip (CI installs them)" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
