@@ -1,0 +1,1 @@
+"""Renderers that turn a Plan into files. All templates go through :func:`environment`."""
