@@ -83,9 +83,6 @@ def _findings(exc: ValidationError, doc: Document) -> list[Finding]:
             message = f"invalid value {value!r}" if isinstance(value, str) and len(value) < 80 else "invalid value"
         elif kind == "literal_error":
             message = f"{err['msg'].replace('Input should be', 'must be')}"
-        elif kind == "dict_type" and not path:
-            message = "the document must be a mapping of factory fields"
-            hint = "start from one of the stacks/*/factory.yaml examples"
         else:
             message = err["msg"].replace("Value error, ", "").replace("Input should be", "must be")
         key = tuple(path)
@@ -95,6 +92,9 @@ def _findings(exc: ValidationError, doc: Document) -> list[Finding]:
 
 
 def _parse(doc: Document) -> LoadedSpec:
+    if not isinstance(doc.data, dict):
+        raise SpecError([doc.finding((), "the document must be a mapping of factory fields",
+                                     "start from one of the stacks/*/factory.yaml examples")])
     try:
         return LoadedSpec(Factory.model_validate(doc.data), doc)
     except ValidationError as exc:

@@ -78,10 +78,10 @@ class _Builder:
                 self.fail(node, path, f"tag {node.tag!r} is not allowed", "use plain YAML mappings")
             out: dict = {}
             for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    self.fail(key_node, path, "YAML merge keys (<<) are not supported", "write the keys out")
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                     self.fail(key_node, path, "mapping keys must be plain strings")
-                if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
-                    self.fail(key_node, path, "YAML merge keys (<<) are not supported", "write the keys out")
                 key = key_node.value
                 if key in out:
                     first = self.lines.get(path + (key,), 0)

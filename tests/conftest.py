@@ -1,0 +1,34 @@
+"""Shared fixtures. Tests mirror modules/aifactory; golden cases live under tests/golden/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STACKS = REPO / "stacks"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(tool: str, package: str) -> str:
+    """Path of ``tool``; in CI a missing tool fails the test, elsewhere it skips naming the package."""
+    path = shutil.which(tool)
+    if path:
+        return path
+    message = f"{tool} not found: apt-get install {package} (tests/system-deps.sh does this as root)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def stacks() -> Path:
+    return STACKS

@@ -1,0 +1,205 @@
+"""Every named check: a spec that passes it and one that fails it, with the located finding."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+
+import pytest
+import yaml
+
+from aifactory.plan import checks, validate
+from aifactory.spec import load_string
+
+TODAY = dt.date(2026, 1, 15)  # fixed, so end-of-life warnings do not depend on the run date
+
+
+def base() -> dict:
+    return {
+        "name": "t",
+        "software": {"driver_branch": "580", "cuda": "13.0"},
+        "sites": [{"name": "dc1", "power_mw": 5, "pue": 1.2, "rack_kw": 45},
+                  {"name": "aws1", "provider": "aws", "region": "us-east-1"}],
+        "fabrics": [{"name": "ib", "type": "infiniband", "switch": "qm9700"}, {"name": "efa", "type": "efa"}],
+        "pools": [
+            {"name": "dgx", "site": "dc1", "provider": "onprem", "system": "dgx-h100", "nodes": 16, "fabric": "ib"},
+            {"name": "p5", "site": "aws1", "provider": "aws", "system": "p5.48xlarge", "nodes": 4, "fabric": "efa"},
+        ],
+    }
+
+
+def run(spec: dict, check: str):
+    """Findings of one named check (the refs phase must pass for later phases to run)."""
+    text = yaml.safe_dump(spec, sort_keys=False)
+    loaded = load_string(text, "f.yaml")
+    result = validate(loaded, today=TODAY)
+    assert check in checks.CHECKS
+    return [f for f in result.findings if f.check == check], text
+
+
+def errors(spec, check):
+    found, text = run(spec, check)
+    return [f for f in found if f.severity == "error"], text
+
+
+def warnings(spec, check):
+    found, _ = run(spec, check)
+    return [f for f in found if f.severity == "warning"]
+
+
+def result_lines(text: str) -> dict:
+    return load_string(text, "f.yaml").doc.lines
+
+
+def test_base_spec_is_clean_for_every_check():
+    result = validate(load_string(yaml.safe_dump(base()), "f.yaml"), today=TODAY)
+    assert result.findings == []
+    assert result.plan.totals["gpus"] == 16 * 8 + 4 * 8
+
+
+def mutate(fn):
+    spec = copy.deepcopy(base())
+    fn(spec)
+    return spec
+
+
+CASES = [
+    # (check, mutation, expected path, words in the message)
+    ("unique-names", lambda s: s["pools"][1].update(name="dgx"), ("pools", 1, "name"), "duplicate name"),
+    ("unique-names", lambda s: s["pools"][0].update(hosts=[
+        {"name": "n1", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.1"},
+        {"name": "n2", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.2"}]), ("pools", 0, "hosts", 1, "mac"), "duplicate host mac"),
+    ("references", lambda s: s["pools"][0].update(site="dc2"), ("pools", 0, "site"), "unknown site 'dc2'"),
+    ("references", lambda s: s["pools"][0].update(fabric="ibb"), ("pools", 0, "fabric"), "unknown fabric"),
+    ("catalog-ids", lambda s: s["pools"][0].update(system="dgx-h10"), ("pools", 0, "system"), "unknown system"),
+    ("catalog-ids", lambda s: s["fabrics"][0].update(switch="qm970"), ("fabrics", 0, "switch"), "unknown switch"),
+    ("provider-system", lambda s: s["pools"][1].update(provider="gcp"), ("pools", 1, "system"), "aws system"),
+    ("provider-system", lambda s: (s["sites"][1].pop("region")), ("pools", 1, "region"), "needs a region"),
+    ("fabric-compat", lambda s: s["fabrics"][1].update(type="infiniband"), ("pools", 1, "fabric"),
+     "cannot use a infiniband fabric"),
+    ("fabric-compat", lambda s: s["pools"][0].update(fabric="efa"), ("pools", 0, "fabric"), "cannot use a efa"),
+    ("fabric-compat", lambda s: s["fabrics"][0].pop("switch"), ("fabrics", 0, "type"), "needs a switch model"),
+    ("fabric-compat", lambda s: s["fabrics"][0].update(switch="sn5600"), ("fabrics", 0, "switch"),
+     "ethernet switch"),
+    ("fill", lambda s: s["pools"][1].update(nodes="fill"), ("pools", 1, "nodes"), "cloud pools have none"),
+    ("driver-branch", lambda s: s["software"].update(driver_branch="999"), ("software", "driver_branch"),
+     "unknown driver branch"),
+    ("driver-branch", lambda s: s["software"].update(driver_branch="595"), ("software", "driver_branch"),
+     "no catalogued release"),
+    ("cuda-driver", lambda s: s["software"].update(driver_branch="570"), ("software", "cuda"),
+     "CUDA 13.0 needs driver >= 580.65.06"),
+    ("cuda-driver", lambda s: s["software"].update(cuda="12.7"), ("software", "cuda"), "unknown CUDA release"),
+    ("arch-minimum", lambda s: (s["software"].update(driver_branch="535", cuda="12.2"),
+                                s["pools"][0].update(system="dgx-b200")), ("pools", 0, "system"),
+     "needs driver >= 570.26"),
+    ("open-modules", lambda s: (s["software"].update(open_kernel_modules=False),
+                                s["pools"][0].update(system="dgx-b200")), ("software", "open_kernel_modules"),
+     "only by the open GPU kernel modules"),
+    ("fabric-manager", lambda s: s["software"].update(fabric_manager="580.82.07"), ("software", "fabric_manager"),
+     "does not match driver 580.95.05"),
+    ("fabric-manager", lambda s: (s["software"].update(fabric_manager="580.95.05"),
+                                  s["pools"][0].update(system="gb200-nvl72", nodes=18),
+                                  s["sites"][0].update(rack_kw=130), s["pools"].pop(1)),
+     ("software", "fabric_manager"), "run IMEX, not a node-local fabric manager"),
+    ("nvlsm", lambda s: (s["software"].update(nvlsm=False), s["pools"][0].update(system="hgx-b200")),
+     ("software", "nvlsm"), "needs NVLSM"),
+    ("imex", lambda s: (s["software"].update(imex=False), s["pools"][0].update(system="gb200-nvl72", nodes=18),
+                        s["sites"][0].update(rack_kw=130)), ("software", "imex"), "need nvidia-imex"),
+    ("dcgm", lambda s: s["software"].update(dcgm=3), ("software", "dcgm"), "DCGM 3 has no build for CUDA 13"),
+    ("dcgm", lambda s: s["software"].update(dcgm=3, cuda="12.8"), ("software", "dcgm"),
+     "does not work with driver 580.95.05"),
+    ("dcgm", lambda s: s["software"].update(dcgm_package="datacenter-gpu-manager-4-cuda12"),
+     ("software", "dcgm_package"), "does not match CUDA 13.0"),
+    ("site-power", lambda s: s["pools"][0].update(nodes=400), ("sites", 0, "power_mw"), "budget is 5.00 MW"),
+    ("rack-power", lambda s: (s["pools"][0].update(system="gb200-nvl72", nodes=18), s["sites"][0].update(rack_kw=40)),
+     ("pools", 0, "system"), "over site dc1's 40 kW per rack"),
+    ("rack-power", lambda s: s["sites"][0].update(rack_kw=8), ("pools", 0, "system"), "draws 10.2 kW"),
+]
+
+
+@pytest.mark.parametrize("check,mutation,path,words", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_check_fails_with_located_error(check, mutation, path, words):
+    spec = mutate(mutation)
+    found, text = errors(spec, check)
+    assert found, f"{check} raised nothing"
+    f = next((f for f in found if f.path == path), None)
+    assert f is not None, [x.render() for x in found]
+    assert words in f.message, f.render()
+    assert f.hint, "every error says how to fix it"
+    key = path[-1] if isinstance(path[-1], str) else path[-2]
+    if f.path in result_lines(text):
+        assert key in text.splitlines()[f.line - 1], (f.line, f.render())
+    else:  # a missing field points at the mapping that lacks it
+        assert f.line == result_lines(text)[f.path[:-1]]
+    assert f.render().startswith(f"f.yaml:{f.line}: ")
+
+
+def test_every_check_is_covered_by_a_failing_case():
+    covered = {c[0] for c in CASES} | {"non-nvidia"}
+    assert covered == set(checks.CHECKS)
+
+
+def test_cuda_minor_version_compatibility_is_a_warning():
+    spec = mutate(lambda s: s["software"].update(driver="575.57.08", driver_branch=None, cuda="12.9"))
+    spec["software"].pop("driver_branch")
+    spec["software"]["cuda"] = "12.9"
+    spec["software"]["driver"] = "570.195.03"
+    found, _ = errors(spec, "cuda-driver")
+    assert found == []
+    (w,) = warnings(spec, "cuda-driver")
+    assert "minor-version compatibility" in w.message
+
+
+def test_eol_branch_is_a_warning_not_an_error():
+    spec = mutate(lambda s: s["software"].update(driver_branch="535", cuda="12.2"))
+    found, _ = run(spec, "driver-branch")
+    assert [f.severity for f in found] == []  # before EOL (2026-06-30) on the fixed date
+    result = validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=dt.date(2026, 7, 1))
+    (w,) = [f for f in result.findings if f.check == "driver-branch"]
+    assert w.severity == "warning" and "end of life on 2026-06-30" in w.message
+    assert result.plan is not None and not result.errors
+
+
+def test_nvlsm_and_imex_set_where_not_needed_warn():
+    spec = mutate(lambda s: s["software"].update(nvlsm=True, imex=True))
+    assert "no pool needs NVLSM" in warnings(spec, "nvlsm")[0].message
+    assert "IMEX has nothing to do" in warnings(spec, "imex")[0].message
+
+
+def test_non_nvidia_pool_warns():
+    spec = mutate(lambda s: s["pools"][0].update(system="mi300x-8"))
+    (w,) = warnings(spec, "non-nvidia")
+    assert "not an NVIDIA GPU" in w.message
+
+
+def test_fill_without_budget_and_twice_per_site():
+    spec = mutate(lambda s: (s["sites"][0].pop("power_mw"), s["pools"][0].update(nodes="fill")))
+    found, _ = errors(spec, "fill")
+    assert "has no power_mw" in found[0].message
+    spec = mutate(lambda s: (s["pools"].append(dict(s["pools"][0], name="dgx2", nodes="fill")),
+                             s["pools"][0].update(nodes="fill")))
+    found, _ = errors(spec, "fill")
+    assert "a second 'fill' pool" in found[0].message
+
+
+def test_su_larger_than_half_radix_is_refused():
+    spec = mutate(lambda s: s["fabrics"][0].update(su_nodes=40))
+    found, _ = errors(spec, "fabric-compat")
+    assert "exceed half of qm9700's 64 ports" in found[0].message
+
+
+def test_fabric_spanning_sites_is_refused():
+    spec = mutate(lambda s: (s["sites"].append({"name": "dc2", "power_mw": 5}),
+                             s["pools"].append(dict(s["pools"][0], name="dgx2", site="dc2"))))
+    found, _ = errors(spec, "fabric-compat")
+    assert "spans sites" in found[0].message
+
+
+def test_unknown_system_suggests_closest_id():
+    found, _ = errors(mutate(lambda s: s["pools"][1].update(system="p5.48xlrage")), "catalog-ids")
+    assert "p5.48xlarge" in found[0].hint
+
+
+def test_refs_errors_stop_before_sizing():
+    result = validate(load_string(yaml.safe_dump(mutate(lambda s: s["pools"][0].update(site="nope")))), today=TODAY)
+    assert result.plan is None and result.errors
