@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
 Path = tuple  # a spec path: keys and list indexes, e.g. ("pools", 0, "system")
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def format_path(path: Iterable) -> str:
@@ -14,6 +16,9 @@ def format_path(path: Iterable) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.match(str(part)):
+            # A key from a hostile file may hold newlines or ': ' and forge extra error lines.
+            out += f"[{str(part)!r}]"
         else:
             out += ("." if out else "") + str(part)
     return out or "<root>"

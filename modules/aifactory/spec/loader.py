@@ -99,6 +99,71 @@ class _Builder:
         return self.scalar_loader.construct_object(node)
 
 
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting before composing: libyaml's composer recurses in C, so a few
+    thousand nested brackets overflow the C stack and kill the process (a segfault, not a
+    RecursionError we could catch). Its event parser keeps an explicit stack, so walking
+    the events first is safe."""
+    scanner = _Loader(text)
+    depth = 0
+    try:
+        while True:
+            event = scanner.get_event()
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    raise SpecError([Finding((), f"nesting deeper than {MAX_DEPTH} levels",
+                                             "a factory spec is only a few levels deep", file=file, line=line)])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            elif isinstance(event, yaml.StreamEndEvent):
+                return
+    finally:
+        scanner.dispose()
+
+
+def _expanded(node, memo: dict, active: set) -> int:
+    """How many values ``node`` becomes once every alias is copied out (capped past MAX_NODES).
+
+    Shared nodes are sized once (memo), so an alias bomb is measured in microseconds
+    instead of being built up to the limit; a node that contains itself never ends."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        return MAX_NODES + 1
+    active.add(key)
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        total += sum(_expanded(v, memo, active) for _, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded(v, memo, active) for v in node.value)
+    active.discard(key)
+    memo[key] = min(total, MAX_NODES + 1)
+    return memo[key]
+
+
+def _check_expansion(root, builder: "_Builder") -> None:
+    memo: dict = {}
+    if _expanded(root, memo, set()) <= MAX_NODES:
+        return
+    # Point at the smallest node that still expands past the limit: the line with the bomb.
+    node, path, seen = root, (), set()
+    while id(node) not in seen:
+        seen.add(id(node))
+        children = (node.value if isinstance(node, yaml.MappingNode) else
+                    list(enumerate(node.value)) if isinstance(node, yaml.SequenceNode) else [])
+        big = [(k, v) for k, v in children if memo.get(id(v), 0) > MAX_NODES]
+        if not big:
+            break
+        key, node = big[0]
+        path += (key.value if isinstance(key, yaml.ScalarNode) else key,)
+    builder.fail(node, path if all(isinstance(p, (str, int)) for p in path) else (),
+                 f"document expands to more than {MAX_NODES} values",
+                 "remove recursive or repeated aliases (a YAML alias bomb is refused)")
+
+
 def load_text(text: str, file: str = "<string>") -> Document:
     """Parse YAML text; raise :class:`SpecError` with a located finding on any problem."""
     if len(text) > MAX_BYTES:
@@ -106,6 +171,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
     loader = _Loader(text)
     try:
         try:
+            _check_depth(text, file)
             node = loader.get_single_node()
         finally:
             loader.dispose()
@@ -115,8 +181,14 @@ def load_text(text: str, file: str = "<string>") -> Document:
         problem = exc.problem or exc.context or "invalid YAML"
         raise SpecError([Finding((), f"YAML syntax error: {problem}", "check indentation and quoting",
                                  file=file, line=line)]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, only an offset
+        char = exc.character if isinstance(exc.character, int) else 0
+        raise SpecError([Finding((), f"character U+{char:04X} is not allowed in YAML ({exc.reason})",
+                                 "remove control characters from the file",
+                                 file=file, line=text.count("\n", 0, exc.position) + 1)]) from None
     except yaml.YAMLError as exc:
-        raise SpecError([Finding((), f"YAML error: {exc}", file=file, line=1)]) from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError([Finding((), f"YAML error: {first}", file=file, line=1)]) from None
     except RecursionError:
         raise SpecError([Finding((), f"nesting deeper than {MAX_DEPTH} levels", file=file, line=1)]) from None
     if node is None:
@@ -124,6 +196,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
                                  file=file, line=1)])
     builder = _Builder(file)
     try:
+        _check_expansion(node, builder)
         data = builder.build(node, (), 0)
     except RecursionError:
         raise SpecError([Finding((), f"nesting deeper than {MAX_DEPTH} levels", file=file, line=1)]) from None
