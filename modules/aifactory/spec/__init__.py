@@ -53,6 +53,15 @@ def _data_path(data, loc) -> list:
     return path
 
 
+_PATTERN_HINTS = {
+    "description": "one line of text without control characters or braces",
+    "reservation": "a cloud reservation id such as cr-0123abcd or projects/p/reservations/r ('/'-separated, "
+                   "no '..' and no leading '-')",
+    "system": "a catalog id such as dgx-h100 or p5.48xlarge (see `aifactory catalog`)",
+    "switch": "a catalog switch id such as qm9700 (see `aifactory catalog switches`)",
+}
+
+
 def _findings(exc: ValidationError, doc: Document) -> list[Finding]:
     out: dict[tuple, Finding] = {}
     for err in exc.errors(include_url=False):
@@ -78,6 +87,8 @@ def _findings(exc: ValidationError, doc: Document) -> list[Finding]:
             value = err.get("input")
             if path and path[-1] == "name" or (path and path[-1] in ("site", "fabric")):
                 hint = "lowercase letters, digits and '-', starting with a letter, at most 42 characters"
+            elif path and path[-1] in _PATTERN_HINTS:
+                hint = _PATTERN_HINTS[path[-1]]
             else:
                 hint = f"must match {err['ctx']['pattern']}"
             message = f"invalid value {value!r}" if isinstance(value, str) and len(value) < 80 else "invalid value"

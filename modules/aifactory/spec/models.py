@@ -24,9 +24,20 @@ Hostname = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9.-]
 DriverBranch = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
 DriverVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}\.[0-9]{1,3}(\.[0-9]{1,3})?$")]
 CudaVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}\.[0-9]{1,2}$")]
-PackageVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+~:-]{1,64}$")]
+# Debian policy: a version starts with a digit (so it can never read as an option such as -rf).
+PackageVersion = Annotated[str, StringConstraints(pattern=r"^[0-9][0-9A-Za-z.+~:-]{0,63}$")]
 TagValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 _.:/=+@-]{0,128}$")]
 TagKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+# Catalog ids (dgx-h100, p5.48xlarge, Standard_ND96isr_H100_v5, BM.GPU.H100.8): checked against
+# the catalog later, but held to a safe shape first so that no error path echoes a payload.
+CatalogId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+# Cloud reservation ids (cr-…, projects/p/reservations/r, /subscriptions/…/capacityReservationGroups/g,
+# ocid1.…): '/'-separated segments that start with a letter, digit or '_', so never '..' or '-flag'.
+ReservationId = Annotated[str, StringConstraints(
+    pattern=r"^/?[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*$", max_length=256)]
+# Free prose that ends up in comments of rendered files and in Ansible variables: one line (a
+# newline would start a new config line) and no braces (Ansible templates variable values).
+Prose = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f\x85\u2028\u2029{}]*$", max_length=1000)]
 
 
 def _coerce_str(value):
@@ -99,7 +110,7 @@ class Site(_Model):
 class Fabric(_Model):
     name: Name
     type: Literal[FABRIC_TYPES]  # type: ignore[valid-type]
-    switch: Optional[str] = Field(None, description="Catalog switch id, e.g. qm9700 (on-prem fabrics)")
+    switch: Optional[CatalogId] = Field(None, description="Catalog switch id, e.g. qm9700 (on-prem fabrics)")
     rail_optimized: bool = True
     su_nodes: Optional[int] = Field(None, ge=1, le=1024, description="Node slots per scalable unit; default radix/2")
     subnet_manager: Optional[Literal["ufm", "switch", "opensm"]] = None
@@ -118,13 +129,13 @@ class Pool(_Model):
     name: Name
     site: Name
     provider: Literal[PROVIDERS]  # type: ignore[valid-type]
-    system: str = Field(description="Catalog id: an on-prem system (dgx-h100) or an instance type (p5.48xlarge)")
+    system: CatalogId = Field(description="Catalog id: an on-prem system (dgx-h100) or an instance type (p5.48xlarge)")
     nodes: Nodes = Field(description="Node count, or 'fill' to use the site's remaining power")
     fabric: Optional[Name] = None
     region: Optional[Region] = None
     zones: list[Zone] = Field(default_factory=list)
     capacity: Literal["on-demand", "reservation", "capacity-block", "spot"] = "on-demand"
-    reservation: Optional[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./:-]{1,128}$")]] = None
+    reservation: Optional[ReservationId] = None
     scheduler: Literal["slurm", "kubernetes", "none"] = "slurm"
     hosts: list[Host] = Field(default_factory=list, description="Bare-metal hosts with MAC and BMC (on-prem)")
 
@@ -136,7 +147,7 @@ class Access(_Model):
 
 class Factory(_Model):
     name: Name
-    description: Optional[str] = Field(None, max_length=1000)
+    description: Optional[Prose] = None
     software: Software = Field(default_factory=Software)
     access: Access = Field(default_factory=Access)
     tags: dict[TagKey, TagValue] = Field(default_factory=dict)
