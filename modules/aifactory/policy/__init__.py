@@ -1,0 +1,8 @@
+"""Security guardrails: pure rules (offline) and the pulumi-policy wrappers (``policy/``)."""
+
+from __future__ import annotations
+
+from .rules import FACTORY_TAG, POOL_TAG, REQUIRED_TAGS, RULE_NAMES, RULES, Resource, Rule, Violation, evaluate
+
+__all__ = ["FACTORY_TAG", "POOL_TAG", "REQUIRED_TAGS", "RULE_NAMES", "RULES", "Resource", "Rule", "Violation",
+           "evaluate"]
