@@ -11,7 +11,10 @@ import pulumi_azure_native as azure
 import pulumi_gcp as gcp
 import pulumi_oci as oci
 
-TAGS = {"aifactory-factory": "policy-test", "aifactory-pool": "train"}
+from aifactory.components.base import TAG_FACTORY, TAG_POOL, TAG_ROLE, TAG_SITE, label_key
+
+TAGS = {TAG_FACTORY: "policy-test", TAG_SITE: "aws-use1", TAG_POOL: "train", TAG_ROLE: "node"}
+LABELS = {label_key(k): v for k, v in TAGS.items()}
 ADMIN = "10.20.0.0/16"
 
 
@@ -42,10 +45,11 @@ def aws_efa_pool(*, http_tokens="required", encrypted="true", public_ip="false",
         network_interfaces=[{"device_index": 0 if i == 0 else 1, "network_card_index": i, "interface_type": "efa",
                              "security_groups": [sg.id], "subnet_id": "subnet-0123",
                              "associate_public_ip_address": public_ip} for i in range(nics)],
+        tag_specifications=[{"resource_type": "instance", "tags": tags}],
         tags=tags)
 
 
-def gcp_pool(*, access_configs=False, labels=TAGS, ssh_from=ADMIN):
+def gcp_pool(*, access_configs=False, labels=LABELS, ssh_from=ADMIN):
     gcp.compute.Firewall("ssh", network="aifactory", direction="INGRESS", source_ranges=[ssh_from],
                          allows=[{"protocol": "tcp", "ports": ["22"]}])
     nic = {"network": "aifactory", "subnetwork": "gpu"}
@@ -82,7 +86,7 @@ def azure_pool(*, encryption_at_host=True, public_ip=False, ssh_from=ADMIN):
 
 def oci_pool(*, assign_public_ip="false", shape="BM.GPU.H100.8", in_transit=None, ssh_from=ADMIN):
     oci.core.SecurityList("nodes", compartment_id="ocid1.compartment.oc1..x", vcn_id="ocid1.vcn.oc1..x",
-                          freeform_tags=TAGS,
+                          freeform_tags=LABELS,
                           ingress_security_rules=[{"protocol": "6", "source": ssh_from,
                                                    "tcp_options": {"min": 22, "max": 22}}])
     args = {}
@@ -90,6 +94,6 @@ def oci_pool(*, assign_public_ip="false", shape="BM.GPU.H100.8", in_transit=None
         args["is_pv_encryption_in_transit_enabled"] = in_transit
     return oci.core.Instance(
         "h100", compartment_id="ocid1.compartment.oc1..x", availability_domain="Uocm:US-ASHBURN-AD-1",
-        shape=shape, freeform_tags=TAGS,
+        shape=shape, freeform_tags=LABELS,
         create_vnic_details={"subnet_id": "ocid1.subnet.oc1..x", "assign_public_ip": assign_public_ip},
         source_details={"source_type": "image", "source_id": "ocid1.image.oc1..x"}, **args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .rules import FACTORY_TAG, POOL_TAG, REQUIRED_TAGS, RULE_NAMES, RULES, Resource, Rule, Violation, evaluate
+from .rules import REQUIRED_TAGS, RULE_NAMES, RULES, Resource, Rule, Violation, evaluate
 
-__all__ = ["FACTORY_TAG", "POOL_TAG", "REQUIRED_TAGS", "RULE_NAMES", "RULES", "Resource", "Rule", "Violation",
+__all__ = ["REQUIRED_TAGS", "RULE_NAMES", "RULES", "Resource", "Rule", "Violation",
            "evaluate"]

@@ -21,12 +21,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-# Tag (label) keys every compute resource carries; inventories are built from them
-# (`aifactory inventory --from-tags`) and cost reports group by them. GCP label keys allow only
-# lowercase letters, digits, '_' and '-', so the keys are spelled to be valid everywhere.
-FACTORY_TAG = "aifactory-factory"
-POOL_TAG = "aifactory-pool"
-REQUIRED_TAGS = (FACTORY_TAG, POOL_TAG)
+from ..components.base import TAG_FACTORY, TAG_POOL, TAG_ROLE, label_key
+
+# Tag keys every compute resource carries: inventories select nodes by them and cost reports
+# group by them. The components write them (components/base.py); AWS and Azure take them as
+# they are (aifactory:pool), GCP labels and OCI freeform tags in label form (aifactory-pool).
+REQUIRED_TAGS = (TAG_FACTORY, TAG_POOL, TAG_ROLE)
 
 # Ports that must never be open to the internet: SSH, HTTPS (BMC web UI / Redfish, management
 # consoles), IPMI over LAN (UDP 623), RDP, VNC and the Kubernetes API.
@@ -122,6 +122,16 @@ def _dig(props: Mapping, *path):
     return cur
 
 
+def _required(rtype: str) -> tuple[str, ...]:
+    if rtype.startswith(("gcp:", "oci:")):
+        return tuple(label_key(k) for k in REQUIRED_TAGS)
+    return REQUIRED_TAGS
+
+
+def _pool_tag(rtype: str) -> str:
+    return label_key(TAG_POOL) if rtype.startswith(("gcp:", "oci:")) else TAG_POOL
+
+
 def _tags(rtype: str, props: Mapping) -> Mapping:
     if rtype == AWS_ASG:  # a list of {key, value, propagateAtLaunch}
         return {t.get("key"): t.get("value") for t in _list(props.get("tags")) if isinstance(t, Mapping)}
@@ -163,7 +173,7 @@ def is_gpu_node(rtype: str, props: Mapping) -> bool:
         return True
     if rtype.startswith("gcp:") and _list(props.get("guestAccelerators")):
         return True
-    return bool(_efa_interfaces(props)) or POOL_TAG in _tags(rtype, props)
+    return bool(_efa_interfaces(props)) or _pool_tag(rtype) in _tags(rtype, props)
 
 
 def _open_to_world(cidrs: Iterable) -> list[str]:
@@ -397,15 +407,23 @@ def no_open_admin_ports(rtype: str, props: Mapping) -> list[str]:
 # --- required-tags ---------------------------------------------------------------------------
 
 def required_tags(rtype: str, props: Mapping) -> list[str]:
-    """Compute resources carry the factory and pool tags (inventories and cost reports use them)."""
+    """Compute resources carry the factory, pool and role tags (inventories and cost reports use
+    them); an AWS launch template also passes them on to the instances it launches."""
     if rtype not in COMPUTE_TYPES:
         return []
+    out = []
     tags = _tags(rtype, props)
-    missing = [k for k in REQUIRED_TAGS if not tags.get(k)]
+    missing = [k for k in _required(rtype) if not tags.get(k)]
     if missing:
         what = "labels" if rtype.startswith("gcp:") else "freeformTags" if rtype.startswith("oci:") else "tags"
-        return [f"{what} lack {', '.join(missing)}"]
-    return []
+        out.append(f"{what} lack {', '.join(missing)}")
+    if rtype == AWS_LT:
+        specs = [_dict(t) for t in _list(props.get("tagSpecifications"))]
+        instance = next((_dict(t.get("tags")) for t in specs if t.get("resourceType") == "instance"), {})
+        missing = [k for k in REQUIRED_TAGS if not instance.get(k)]
+        if missing:
+            out.append(f"tagSpecifications for instances lack {', '.join(missing)} (launched nodes untagged)")
+    return out
 
 
 # --- efa-security-group-self-rule ------------------------------------------------------------
@@ -473,7 +491,7 @@ RULES: tuple[Rule, ...] = (
          check=no_public_ip, remediation="put nodes on private subnets; reach them through a bastion"),
     Rule("no-open-admin-ports", "No ingress from 0.0.0.0/0 or ::/0 to SSH, BMC/IPMI or management ports",
          check=no_open_admin_ports, remediation="allow only the spec's access.admin_cidrs"),
-    Rule("required-tags", f"Compute resources carry the {FACTORY_TAG} and {POOL_TAG} tags/labels",
+    Rule("required-tags", f"Compute resources carry the {', '.join(REQUIRED_TAGS)} tags/labels",
          check=required_tags, remediation="pass the component's tags through to every child"),
     Rule("efa-security-group-self-rule", "EFA security groups allow all traffic to and from themselves",
          stack_check=efa_self_rule, remediation="add ingress and egress rules with self = true, protocol -1"),
