@@ -1,0 +1,185 @@
+"""What every provider's ``GpuPool`` shares: the public shape, tag keys, names and small helpers.
+
+This module stays light (no Pulumi provider SDK, no pulumi import at run time) because the
+dynamic inventory and the AWS preflight import the tag keys and the AMI parameters from here.
+
+The shape every provider module follows (``aws``, ``gcp``, ``azure``, ``oci``, ``onprem``, ``lab``):
+
+* a ``pulumi.ComponentResource`` subclass named ``GpuPool`` with type token
+  ``aifactory:<provider>:GpuPool`` (class attribute ``TYPE``);
+* constructor ``GpuPool(name, pool: PoolPlan, factory: Factory, opts=None)``: the planned pool,
+  the typed spec for what the plan does not copy (tags, admin CIDRs, zones, capacity, hosts);
+* children named ``f"{name}-<role>"`` with ``parent=self``; no provider configuration inside;
+* the outputs in :data:`OUTPUTS`, registered with ``register_outputs``.
+
+Resource count must not grow with node count for cloud pools: a node group (Auto Scaling
+group, managed instance group, scale set, cluster network) carries the count. On-prem pools
+follow the same rule: a pool without declared ``hosts`` is one component with no per-node
+children (inventory-only; a 1.1-million-node campus must not become 1.1 million resources);
+only hosts declared in the spec (name, MAC, BMC) get one Redfish-driven child each.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pulumi
+
+    from ..plan import PoolPlan
+    from ..spec.models import Factory, Pool
+
+# Tag keys every resource carries. Components write them, `aifactory inventory --from aws`
+# reads them; one definition keeps both sides in agreement.
+TAG_FACTORY = "aifactory:factory"
+TAG_SITE = "aifactory:site"
+TAG_POOL = "aifactory:pool"
+TAG_ROLE = "aifactory:role"
+TAG_KEYS = (TAG_FACTORY, TAG_SITE, TAG_POOL, TAG_ROLE)
+
+# The role of GPU nodes (other roles: network, security, placement, template, node-group, ...).
+ROLE_NODE = "node"
+
+# Output names every GpuPool registers, whatever the provider.
+OUTPUTS = ("node_group_ids", "network_ids", "inventory")
+
+# Deep Learning Base OSS Nvidia Driver GPU AMIs, published as public SSM parameters
+# (https://docs.aws.amazon.com/dlami/latest/devguide/appendix-ami-release-notes.html): the
+# driver, EFA installer and aws-ofi-nccl are baked in, so nodes join the fabric on first boot.
+# Debian has no DLAMI; its official AMIs are published under /aws/service/debian.
+AWS_AMI_PARAMETERS = {
+    ("ubuntu-22.04", "x86_64"): "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+    ("ubuntu-24.04", "x86_64"): "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id",
+    ("ubuntu-22.04", "arm64"): "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+    ("ubuntu-24.04", "arm64"): "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id",
+    ("debian-12", "x86_64"): "/aws/service/debian/release/12/latest/amd64",
+    ("debian-12", "arm64"): "/aws/service/debian/release/12/latest/arm64",
+}
+
+
+def aws_ami_parameter(os_name: str, cpu_arch: str) -> str:
+    """The SSM parameter naming the AMI for ``os_name`` on ``cpu_arch``; a clear error otherwise."""
+    from ..errors import AifactoryError
+
+    try:
+        return AWS_AMI_PARAMETERS[(os_name, cpu_arch)]
+    except KeyError:
+        known = ", ".join(sorted({o for o, _ in AWS_AMI_PARAMETERS}))
+        raise AifactoryError(
+            f"software.os: {os_name} on {cpu_arch} has no public AMI parameter on AWS; use one of {known}"
+        ) from None
+
+
+@runtime_checkable
+class GpuPool(Protocol):
+    """The public shape of every provider's component (checked by tests for each module)."""
+
+    TYPE: str
+    node_group_ids: "pulumi.Output[list[str]]"
+    network_ids: "pulumi.Output[list[str]]"
+    inventory: "pulumi.Output[dict[str, Any]]"
+
+    def __init__(self, name: str, pool: "PoolPlan", factory: "Factory",
+                 opts: "Optional[pulumi.ResourceOptions]" = None) -> None: ...
+
+
+def type_token(provider: str) -> str:
+    return f"aifactory:{provider}:GpuPool"
+
+
+def child(name: str, role: str) -> str:
+    """Name of a component's child: ``f"{name}-{role}"``."""
+    return f"{name}-{role}"
+
+
+def pool_spec(factory: "Factory", pool: "PoolPlan") -> "Pool":
+    """The spec entry of a planned pool (zones, capacity, reservation, hosts live there)."""
+    for p in factory.pools:
+        if p.name == pool.name:
+            return p
+    from ..errors import AifactoryError
+
+    raise AifactoryError(f"pools: no pool named {pool.name!r} in factory {factory.name!r}")
+
+
+def tags(factory: "Factory", pool: "PoolPlan", role: str) -> dict[str, str]:
+    """User tags plus the four aifactory keys; the aifactory keys win over user tags."""
+    out = dict(factory.tags)
+    out.update({TAG_FACTORY: factory.name, TAG_SITE: pool.site, TAG_POOL: pool.name, TAG_ROLE: role})
+    return out
+
+
+def labels(factory: "Factory", pool: "PoolPlan", role: str) -> dict[str, str]:
+    """:func:`tags` as GCP labels / OCI freeform tags: lowercase keys and values, no ':'.
+
+    GCP label keys and values allow only ``[a-z0-9_-]`` (max 63), so ``aifactory:pool`` becomes
+    ``aifactory-pool`` (https://cloud.google.com/compute/docs/labeling-resources#requirements).
+    """
+    out = {}
+    for key, value in tags(factory, pool, role).items():
+        out[_label(key)] = _label(value)
+    return out
+
+
+def _label(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "-" for c in text.lower())
+    return cleaned[:63]
+
+
+def label_key(tag_key: str) -> str:
+    """The GCP/OCI form of one of :data:`TAG_KEYS`."""
+    return _label(tag_key)
+
+
+def network_cidr(factory: "Factory", pool: "PoolPlan") -> str:
+    """A /16 for the pool's network, stable per (factory, pool).
+
+    Each pool gets its own VPC/VNet/VCN; distinct ranges keep the door open to peering pools
+    or sites later without renumbering. Taken from 10.64.0.0/10 so it stays clear of the
+    10.0.0.0/16 defaults most accounts already use.
+    """
+    second = 64 + zlib.crc32(f"{factory.name}/{pool.name}".encode()) % 64
+    return f"10.{second}.0.0/16"
+
+
+def subnet_cidr(network: str, index: int, prefix: int = 20) -> str:
+    """The ``index``-th ``/prefix`` inside ``network``."""
+    import ipaddress
+
+    return str(list(ipaddress.ip_network(network).subnets(new_prefix=prefix))[index])
+
+
+def inventory(factory: "Factory", pool: "PoolPlan", provider_fields: Optional[dict] = None) -> dict[str, Any]:
+    """What the Ansible inventory needs of a pool, in the same shape for every provider.
+
+    Cloud node groups create their instances at run time, so the inventory names how to find
+    them (the tag selector) rather than addresses; ``hosts`` lists declared hosts only.
+    """
+    spec = pool_spec(factory, pool)
+    data: dict[str, Any] = {
+        "pool": pool.name,
+        "site": pool.site,
+        "provider": pool.provider,
+        "region": pool.region,
+        "system": pool.system,
+        "nodes": pool.nodes,
+        "gpus_per_node": pool.gpus_per_node,
+        "scheduler": pool.scheduler,
+        "ssh_user": factory.access.ssh_user,
+        "selector": {TAG_FACTORY: factory.name, TAG_POOL: pool.name, TAG_ROLE: ROLE_NODE},
+        "groups": [f"pool_{_group(pool.name)}", f"site_{_group(pool.site)}", f"role_{ROLE_NODE}"],
+        "hosts": [{"name": h.name, "ip": h.ip, "mac": h.mac, "bmc": h.bmc} for h in spec.hosts],
+    }
+    data.update(provider_fields or {})
+    return data
+
+
+def _group(name: str) -> str:
+    # Ansible group names must be valid identifiers ('-' warns and is rewritten).
+    return name.replace("-", "_")
+
+
+def group_name(kind: str, value: str) -> str:
+    """Ansible group for a tag value: ``group_name("pool", "train-a")`` -> ``pool_train_a``."""
+    return f"{kind}_{_group(value)}"
