@@ -434,6 +434,18 @@ def _refs(value, resource: Resource) -> bool:
     return any(v is not None and v == resource.id for v in values)
 
 
+def _depends(r: Resource, target: Resource) -> bool:
+    return (bool(target.urn) and target.urn in r.dependencies) or target.name in r.dependencies
+
+
+def _points_at(r: Resource, value, target: Resource) -> bool:
+    """``value`` (a property of ``r``) names ``target``: by id where ids are recorded, else by
+    the dependency the engine records for every output passed as an input."""
+    if value is None:
+        return False
+    return _refs(value, target) if target.id is not None else _depends(r, target)
+
+
 def _all_traffic(protocol) -> bool:
     return str(protocol).lower() in ("-1", "all")
 
@@ -447,14 +459,16 @@ def _self_rules(sg: Resource, resources: list[Resource]) -> set[str]:
             if _true(rule.get("self")) and _all_traffic(rule.get("protocol")):
                 found.add(direction)
     for r in resources:
+        if r.type not in (AWS_SG_RULE, AWS_INGRESS, AWS_EGRESS):
+            continue
         owner = r.props.get("securityGroupId")
-        if not _refs(owner, sg):
+        if not _points_at(r, owner, sg):
             continue
         if r.type == AWS_SG_RULE and _all_traffic(r.props.get("protocol")) and (
-                _true(r.props.get("self")) or _refs(r.props.get("sourceSecurityGroupId"), sg)):
+                _true(r.props.get("self")) or r.props.get("sourceSecurityGroupId") == owner):
             found.add(str(r.props.get("type")))
-        elif r.type in (AWS_INGRESS, AWS_EGRESS) and _all_traffic(r.props.get("ipProtocol")) and _refs(
-                r.props.get("referencedSecurityGroupId"), sg):
+        elif r.type in (AWS_INGRESS, AWS_EGRESS) and _all_traffic(r.props.get("ipProtocol")) and (
+                r.props.get("referencedSecurityGroupId") == owner):
             found.add("ingress" if r.type == AWS_INGRESS else "egress")
     return found
 
@@ -471,7 +485,7 @@ def efa_self_rule(resources: list[Resource]) -> list[tuple[Resource, str]]:
         if not nics:
             continue
         ids = [g for nic in nics for g in _list(nic.get("securityGroups"))] + _list(r.props.get("vpcSecurityGroupIds"))
-        used = [g for g in groups if _refs(ids, g) or (g.urn and g.urn in r.dependencies)]
+        used = [g for g in groups if _refs(ids, g) or _depends(r, g)]
         if not used:
             out.append((r, "EFA interfaces use no security group declared in this stack"))
             continue
@@ -499,15 +513,25 @@ RULES: tuple[Rule, ...] = (
 RULE_NAMES = tuple(r.name for r in RULES)
 
 
+def _resource(r) -> Resource:
+    if isinstance(r, Resource):
+        return r
+    if not isinstance(r, Mapping):  # a recorder's record object (aifactory.preview)
+        r = {**r.to_dict(), "urn": getattr(r, "urn", "")} if hasattr(r, "to_dict") else vars(r)
+    props = r.get("props")
+    return Resource(type=r["type"], name=r["name"], props=props if props is not None else r.get("inputs") or {},
+                    urn=r.get("urn") or "", dependencies=tuple(r.get("dependencies") or ()))
+
+
 def evaluate(resources: Iterable) -> list[Violation]:
     """Every violation of every rule, for resources recorded offline (or converted from the SDK).
 
-    ``resources`` holds :class:`Resource` objects or mappings with ``type``, ``name``, ``props``
-    (or ``inputs``) and optionally ``urn`` and ``dependencies``.
+    ``resources`` holds :class:`Resource` objects, mappings or record objects with ``type``,
+    ``name``, ``props`` (or ``inputs``) and optionally ``urn`` and ``dependencies`` (URNs or
+    names). Ids are taken from ``props["id"]`` where recorded; otherwise references between
+    resources are followed through the dependencies.
     """
-    items = [r if isinstance(r, Resource) else Resource(
-        type=r["type"], name=r["name"], props=r.get("props", r.get("inputs")) or {}, urn=r.get("urn", ""),
-        dependencies=tuple(r.get("dependencies") or ())) for r in resources]
+    items = [_resource(r) for r in resources]
     out = []
     for rule in RULES:
         if rule.check:
