@@ -38,6 +38,9 @@ TAG_POOL = "aifactory:pool"
 TAG_ROLE = "aifactory:role"
 TAG_KEYS = (TAG_FACTORY, TAG_SITE, TAG_POOL, TAG_ROLE)
 
+# Providers whose tags are label-shaped (lowercase, no ':'); see :func:`labels`.
+LABEL_PROVIDERS = ("gcp", "oci")
+
 # The role of GPU nodes (other roles: network, security, placement, template, node-group, ...).
 ROLE_NODE = "node"
 
@@ -167,12 +170,20 @@ def inventory(factory: "Factory", pool: "PoolPlan", provider_fields: Optional[di
         "gpus_per_node": pool.gpus_per_node,
         "scheduler": pool.scheduler,
         "ssh_user": factory.access.ssh_user,
-        "selector": {TAG_FACTORY: factory.name, TAG_POOL: pool.name, TAG_ROLE: ROLE_NODE},
+        "selector": _selector(factory, pool),
         "groups": [f"pool_{_group(pool.name)}", f"site_{_group(pool.site)}", f"role_{ROLE_NODE}"],
         "hosts": [{"name": h.name, "ip": h.ip, "mac": h.mac, "bmc": h.bmc} for h in spec.hosts],
     }
     data.update(provider_fields or {})
     return data
+
+
+def _selector(factory: "Factory", pool: "PoolPlan") -> dict[str, str]:
+    """The tags (labels on GCP/OCI) that select the pool's GPU nodes."""
+    selector = {TAG_FACTORY: factory.name, TAG_POOL: pool.name, TAG_ROLE: ROLE_NODE}
+    if pool.provider in LABEL_PROVIDERS:
+        return {_label(k): _label(v) for k, v in selector.items()}
+    return selector
 
 
 def _group(name: str) -> str:
