@@ -107,3 +107,27 @@ def test_unknown_values_during_preview_are_not_taken_as_compliant():
         imds.validate(ResourceValidationArgs("aws:ec2/launchTemplate:LaunchTemplate", unknown_checking_proxy(lt),
                                              "urn:x", "train", opts, None), lambda *a: None)
 
+
+
+def test_preview_policy_option_passes_an_example_and_refuses_a_bad_stack(tmp_path):
+    """`aifactory preview --policy`: exit 0 on an example, exit 1 naming the rule on a bad stack."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from aifactory.cli import app
+
+    runner = CliRunner()
+    good = runner.invoke(app, ["preview", str(REPO / "stacks" / "aws-p5"), "--format", "json", "--policy"])
+    assert good.exit_code == 0, good.stderr
+    assert "no violation" in good.stderr
+
+    stack = tmp_path / "bad"
+    shutil.copytree(HERE / "bad_stacks" / "no-open-admin-ports--aws-ssh", stack)
+    (stack / "Pulumi.yaml").write_text("name: bad\nruntime: python\n")
+    (stack / "Pulumi.test.yaml").write_text("config: {}\n")
+    bad = runner.invoke(app, ["preview", str(stack), "--format", "json", "--policy"])
+    assert bad.exit_code == 1, bad.stderr
+    lines = [line for line in bad.stderr.splitlines() if ": policy: " in line]
+    assert lines and all("[no-open-admin-ports]" in line for line in lines), bad.stderr
+    assert "1 policy violation(s)" in bad.stderr
