@@ -171,20 +171,22 @@ class EmulatorFactory:
         self.monkeypatch.setattr(fakedriver, "random", types.SimpleNamespace(randint=lambda a, b: power_delay_s))
 
         app = main.app.wsgi_app
-        faults = _Faults(app)
-        wsgi = faults
         if credentials:
             user, password = credentials
             htpasswd = state / "htpasswd"
             digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
             htpasswd.write_text(f"{user}:{digest}\n")
             htpasswd.chmod(0o600)
-            wsgi = main.RedfishAuthMiddleware(faults, str(htpasswd))
+            app = main.RedfishAuthMiddleware(app, str(htpasswd))
+        # Outermost, like a failing BMC web server or proxy: faults hit before authentication.
+        faults = _Faults(app)
+        wsgi = faults
 
         # main.app.wsgi_app is Flask's own entry (it sets up the request context), so the
         # middlewares wrap it exactly as the emulator's own auth middleware does.
         server = make_server("127.0.0.1", 0, wsgi, threaded=True, request_handler=_Quiet)
-        thread = threading.Thread(target=server.serve_forever, name="sushy-emulator", daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name="sushy-emulator", daemon=True)
         thread.start()
         emu = Emulator(url=f"http://127.0.0.1:{server.server_port}", systems=systems, faults=faults,
                        _server=server, _thread=thread)
