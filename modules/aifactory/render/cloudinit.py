@@ -1,0 +1,52 @@
+"""cloud-init user data for cloud nodes: the admin user, no password logins, and the node's
+NCCL and DCGM files, so a node is configured the same way before Ansible first reaches it.
+
+Nothing secret goes in: user data is readable from the instance metadata service by any
+process on the node. SSH keys come from the provider's key mechanism, not from here.
+"""
+
+from __future__ import annotations
+
+from ..catalog import Catalog
+from ..plan.model import Plan, PoolPlan
+from ..spec.models import Factory
+from .environment import render
+
+CLOUD_PROVIDERS = ("aws", "gcp", "azure", "oci")
+
+
+def user_data(plan: Plan, factory: Factory, pool: PoolPlan, pool_files: dict[str, str]) -> str:
+    """``#cloud-config`` for ``pool``; ``pool_files`` maps a node path to its rendered content."""
+    config = {
+        "users": [{
+            "name": factory.access.ssh_user,
+            "shell": "/bin/bash",
+            "lock_passwd": True,
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+        }],
+        "ssh_pwauth": False,
+        "disable_root": True,
+        # Packages are pinned by the Ansible roles from the software lock; an unpinned upgrade at
+        # boot is how the driver and Fabric Manager drift apart.
+        "package_update": False,
+        "package_upgrade": False,
+        "write_files": [
+            {"path": path, "owner": "root:root", "permissions": "0644", "content": content}
+            for path, content in sorted(pool_files.items())
+        ],
+    }
+    return render("cloud-init/user-data.yaml.j2", factory=plan.name, pool=pool, config=config)
+
+
+def files(plan: Plan, factory: Factory, catalog: Catalog, rendered: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for pool in plan.pools:
+        if pool.provider not in CLOUD_PROVIDERS:
+            continue
+        node_files = {"/etc/nccl.conf": rendered[f"nccl/{pool.name}/nccl.conf"],
+                      "/etc/profile.d/nccl.sh": rendered[f"nccl/{pool.name}/nccl.sh"]}
+        if f"dcgm/{pool.name}/dcgm-exporter.csv" in rendered:
+            node_files["/etc/dcgm-exporter/aifactory.csv"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.csv"]
+            node_files["/etc/default/dcgm-exporter"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.env"]
+        out[f"cloud-init/{pool.name}/user-data.yaml"] = user_data(plan, factory, pool, node_files)
+    return out

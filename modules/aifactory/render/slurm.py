@@ -1,0 +1,257 @@
+"""Slurm configuration, one cluster per site: slurm.conf, gres.conf, topology.conf, cgroup.conf.
+
+A site is one Slurm cluster because a controller must be close to its nodes; a factory that
+spans clouds is several clusters with the same settings. Every node line, gres line and
+topology line is a hostlist range (``gpu-[0001-1000]``), so the files grow with the number of
+pools, scalable units and NVLink domains, never with one line per node.
+
+Topology (https://slurm.schedmd.com/topology.conf.html):
+- ``topology/tree`` from the planned fabric for factory-built InfiniBand/RoCE fabrics: one
+  logical leaf switch per scalable unit (the nodes that share a set of rail leaves), one
+  switch per group of leaves a middle tier joins, one top switch. This is the tree Slurm needs
+  to keep a job under as few spine hops as possible; the rails themselves are invisible to it.
+- ``topology/block`` (Slurm >= 23.11) with one ``BlockName`` per NVLink domain for NVL72 pools.
+Cloud fabrics managed by the provider publish no switch tree in the plan, so their clusters
+get no topology plugin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..catalog import Catalog
+from ..errors import AifactoryError
+from ..plan.model import FabricPlan, Plan, PoolPlan
+from ..spec.models import Factory
+from . import hostlist as hl
+from .environment import render
+from .tables import hardware_for
+
+NVL72_DOMAIN_GPUS = 72
+# Kernel, firmware and the NVIDIA driver keep part of the installed memory; slurmd reports
+# what the OS sees, and a node reporting less than RealMemory is drained as "Low RealMemory".
+USABLE_MEMORY_PERCENT = 94
+
+
+def gres_type(gpu: str) -> str:
+    """Catalog GPU id as a Slurm GRES type (``h100-sxm`` -> ``h100_sxm``): letters, digits, ``_``."""
+    return gpu.replace("-", "_")
+
+
+@dataclass
+class NodeGroup:
+    pool: PoolPlan
+    nodes: hl.PoolNodes
+
+    @property
+    def hostlist(self) -> str:
+        return self.nodes.hostlist()
+
+
+def _cores_per_gpu_block(gpus: int, sockets: int, cores_per_socket: int) -> list[tuple[int, int, int, int]]:
+    """(first GPU, last GPU, first core, last core) per socket: GPUs split evenly over sockets,
+    the way HGX boards and cloud instances attach half the GPUs to each CPU."""
+    if gpus == 0:
+        return []
+    if gpus < sockets:
+        return [(0, gpus - 1, 0, sockets * cores_per_socket - 1)]
+    per = gpus // sockets
+    blocks = []
+    for s in range(sockets):
+        last_gpu = gpus - 1 if s == sockets - 1 else (s + 1) * per - 1
+        blocks.append((s * per, last_gpu, s * cores_per_socket, (s + 1) * cores_per_socket - 1))
+    return blocks
+
+
+def _device_range(first: int, last: int) -> str:
+    return f"/dev/nvidia{first}" if first == last else f"/dev/nvidia[{first}-{last}]"
+
+
+def _node_line(group: NodeGroup, catalog: Catalog) -> dict:
+    pool = group.pool
+    hw = hardware_for(pool.system)
+    system = catalog.systems[pool.system]
+    features = [gres_type(pool.gpu), pool.architecture, pool.cpu_arch]
+    if pool.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS:
+        features.append("nvl72")
+    return {
+        "NodeName": group.hostlist,
+        "CPUs": hw.cpus,
+        "Sockets": hw.sockets,
+        "CoresPerSocket": hw.cores_per_socket,
+        "ThreadsPerCore": hw.threads_per_core,
+        "RealMemory": hw.memory_gib * 1024 * USABLE_MEMORY_PERCENT // 100,
+        "Gres": f"gpu:{gres_type(pool.gpu)}:{pool.gpus_per_node}" if system.gpus_per_node else None,
+        "Features": ",".join(features),
+        "State": "UNKNOWN",
+    }
+
+
+def _gres_lines(group: NodeGroup, catalog: Catalog) -> list[dict]:
+    pool = group.pool
+    hw = hardware_for(pool.system)
+    vendor = catalog.systems[pool.system].gpu.vendor
+    if vendor != "nvidia":
+        # AMD GPUs are found through ROCm SMI; their /dev/dri render nodes are not numbered by GPU.
+        return [{"NodeName": group.hostlist, "AutoDetect": "rsmi"}]
+    lines = []
+    for first, last, c0, c1 in _cores_per_gpu_block(pool.gpus_per_node, hw.sockets, hw.cores_per_socket):
+        lines.append({"NodeName": group.hostlist, "Name": "gpu", "Type": gres_type(pool.gpu),
+                      "File": _device_range(first, last), "Cores": f"{c0}-{c1}"})
+    return lines
+
+
+def _tree(fabric: FabricPlan, groups: list[NodeGroup], factory: Factory, catalog: Catalog) -> list[dict]:
+    """SwitchName lines for a factory-built fabric, leaves first, top last."""
+    spec = next(f for f in factory.fabrics if f.name == fabric.name)
+    nodes = [g.nodes for g in groups]
+    total = sum(n.count for n in nodes)
+    if total == 0:
+        return []
+    if fabric.tiers <= 1:
+        return [{"SwitchName": f"{fabric.name}-leaf", "Nodes": hl.join([hl.Segment(n, 0, n.count) for n in nodes])}]
+    half = catalog.switches[fabric.switch].ports // 2
+    rails = max(1, fabric.rails)
+    if spec.rail_optimized:
+        leaf_nodes, leaves_per_l1 = spec.su_nodes or half, rails
+    else:
+        leaf_nodes, leaves_per_l1 = max(1, half // rails), 1
+    lines: list[dict] = []
+    level = [f"{fabric.name}-t1-{i:0{_w(total, leaf_nodes)}d}" for i in range(1, -(-total // leaf_nodes) + 1)]
+    for name, segs in zip(level, hl.slices(nodes, leaf_nodes)):
+        lines.append({"SwitchName": name, "Nodes": hl.join(segs)})
+    span = 1  # level-1 switches under one switch of the current level
+    for tier in range(2, fabric.tiers):
+        # A tier-t switch group joins half^(t-1) leaves (fat-tree pods); in level-1 switches:
+        new_span = max(span, half ** (tier - 1) // leaves_per_l1)
+        per = max(1, new_span // span)
+        if len(level) <= per:
+            break
+        count = -(-len(level) // per)
+        width = max(4, len(str(count)))
+        upper = []
+        for j in range(count):
+            name = f"{fabric.name}-t{tier}-{j + 1:0{width}d}"
+            lines.append({"SwitchName": name, "Switches": hl.compress(level[j * per:(j + 1) * per])})
+            upper.append(name)
+        level, span = upper, new_span
+    if len(level) > 1:
+        lines.append({"SwitchName": f"{fabric.name}-top", "Switches": hl.compress(level)})
+    return lines
+
+
+def _w(total: int, per: int) -> int:
+    return max(4, len(str(-(-total // per))))
+
+
+def _blocks(groups: list[NodeGroup], factory: Factory) -> list[dict]:
+    """One BlockName per NVLink domain of NVL72 pools; other pools one block per pool."""
+    lines = []
+    for g in groups:
+        p = g.pool
+        if p.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS:
+            per = max(1, p.nvlink_domain_gpus // p.gpus_per_node)
+            parts = hl.slices([g.nodes], per)
+            width = max(4, len(str(len(parts))))
+            for i, segs in enumerate(parts, start=1):
+                lines.append({"BlockName": f"{p.name}-nvl{i:0{width}d}", "Nodes": hl.join(segs)})
+        else:
+            lines.append({"BlockName": f"{p.name}-all", "Nodes": g.hostlist})
+    return lines
+
+
+@dataclass
+class Cluster:
+    site: str
+    name: str
+    groups: list[NodeGroup]
+    topology: Optional[str]  # "tree" | "block" | None
+    topology_lines: list[dict]
+
+
+def clusters(plan: Plan, factory: Factory, catalog: Catalog) -> list[Cluster]:
+    spec_pools = {p.name: p for p in factory.pools}
+    out = []
+    for site in plan.sites:
+        pools = [p for p in plan.pools if p.site == site.name and p.scheduler == "slurm" and p.nodes > 0]
+        if not pools:
+            continue
+        for i, p in enumerate(factory.pools):
+            if p.name in {q.name for q in pools} and p.name.lower() == "default":
+                raise AifactoryError(f"pools[{i}].name: 'default' is reserved by Slurm (PartitionName=DEFAULT); "
+                                     "rename the pool")
+        groups = [NodeGroup(p, hl.PoolNodes.of(p, spec_pools.get(p.name))) for p in pools]
+        topology, lines = None, []
+        if any(p.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS for p in pools):
+            topology, lines = "block", _blocks(groups, factory)
+        else:
+            for fabric in plan.fabrics:
+                if fabric.managed_by != "factory" or fabric.type not in ("infiniband", "roce") or not fabric.switch:
+                    continue
+                members = [g for g in groups if g.pool.fabric == fabric.name]
+                if members:
+                    lines += _tree(fabric, members, factory, catalog)
+            if lines:
+                topology = "tree"
+                # Several fabrics at one site: join their tops so every node has one root.
+                roots = _roots(lines)
+                if len(roots) > 1:
+                    lines.append({"SwitchName": f"{site.name}-root", "Switches": ",".join(roots)})
+        out.append(Cluster(site.name, f"{plan.name}-{site.name}", groups, topology, lines))
+    return out
+
+
+def _roots(lines: list[dict]) -> list[str]:
+    children = set()
+    for ln in lines:
+        if "Switches" in ln:
+            for part in ln["Switches"].split(","):
+                children.add(part)
+    named = [ln["SwitchName"] for ln in lines]
+    result = []  # switches no other switch lists: the top of each fabric
+    for name in named:
+        if not any(_in_hostlist(name, entry) for entry in children):
+            result.append(name)
+    return result
+
+
+def _in_hostlist(name: str, entry: str) -> bool:
+    if "[" not in entry:
+        return name == entry
+    prefix, rest = entry.split("[", 1)
+    lo, hi = rest.rstrip("]").split("-")
+    if not name.startswith(prefix):
+        return False
+    tail = name[len(prefix):]
+    return tail.isdigit() and len(tail) == len(lo) and int(lo) <= int(tail) <= int(hi)
+
+
+def _line(fields: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+
+
+def files(plan: Plan, factory: Factory, catalog: Catalog) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for c in clusters(plan, factory, catalog):
+        base = f"slurm/{c.site}"
+        partitions = []
+        for i, g in enumerate(c.groups):
+            partitions.append(_line({"PartitionName": g.pool.name, "Nodes": g.hostlist,
+                                     "Default": "YES" if i == 0 else "NO", "MaxTime": "INFINITE",
+                                     "OverSubscribe": "EXCLUSIVE", "State": "UP"}))
+        ctx = {
+            "factory": plan.name,
+            "cluster": c.name,
+            "topology": c.topology,
+            "nodes": [_line(_node_line(g, catalog)) for g in c.groups],
+            "partitions": partitions,
+            "gres": [_line(ln) for g in c.groups for ln in _gres_lines(g, catalog)],
+            "topology_lines": [_line(ln) for ln in c.topology_lines],
+        }
+        out[f"{base}/slurm.conf"] = render("slurm/slurm.conf.j2", **ctx)
+        out[f"{base}/gres.conf"] = render("slurm/gres.conf.j2", **ctx)
+        out[f"{base}/cgroup.conf"] = render("slurm/cgroup.conf.j2", **ctx)
+        if c.topology:
+            out[f"{base}/topology.conf"] = render("slurm/topology.conf.j2", **ctx)
+    return out
