@@ -66,8 +66,13 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def stack_settings(stack_dir: Path, stack: Optional[str] = None) -> tuple[str, str, dict[str, Any]]:
-    """(project, stack, config) of a Pulumi project folder, read as the CLI reads them."""
+def stack_settings(stack_dir: Path, stack: Optional[str] = None,
+                   plain_only: bool = True) -> tuple[str, str, dict[str, Any]]:
+    """(project, stack, config) of a Pulumi project folder, read as the CLI reads them.
+
+    ``plain_only``: refuse encrypted values (the offline preview cannot decrypt them); with
+    False they are left out of the returned config.
+    """
     project_file = stack_dir / "Pulumi.yaml"
     if not project_file.is_file():
         raise AifactoryError(f"{stack_dir}: not a Pulumi project (no Pulumi.yaml)")
@@ -89,6 +94,8 @@ def stack_settings(stack_dir: Path, stack: Optional[str] = None) -> tuple[str, s
             # Keys without a namespace belong to the project, as with `pulumi config set`.
             full = key if ":" in key else f"{project}:{key}"
             if isinstance(value, dict) and "secure" in value:
+                if not plain_only:
+                    continue
                 raise AifactoryError(f"{config_file}: {key}: encrypted secrets need the Pulumi CLI to decrypt; "
                                      "the offline preview reads only plain config")
             config[full] = value
