@@ -105,6 +105,95 @@ def catalog(table: str = typer.Argument("systems", help="systems, gpus, switches
             typer.echo(f"{key:24} " + "  ".join(f"{k}={v}" for k, v in data.items() if k != "id"))
 
 
+class PreviewFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def preview(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (stacks/<name>)"),
+            format: PreviewFormat = typer.Option(PreviewFormat.table, "--format", "-f", help="table or json"),
+            stack: Optional[str] = typer.Option(None, "--stack", "-s", help="stack name (Pulumi.<stack>.yaml)"),
+            policy: bool = typer.Option(False, "--policy", help="evaluate the guardrail policy pack (policy/) "
+                                        "offline; exit 1 on any violation")) -> None:
+    """Run a stack's program offline under Pulumi's mocks and print the resource tree."""
+    from . import preview as offline
+
+    try:
+        result = offline.preview(stack_dir, stack)
+    except SpecError as exc:
+        _print_findings(exc.findings)
+        raise typer.Exit(1) from None
+    if format is PreviewFormat.json:
+        sys.stdout.write(offline.to_json(result))
+        for w in result.warnings:
+            _err(f"warning: {w}")
+    else:
+        from rich.console import Console
+
+        offline.print_table(result, Console())
+    if policy:
+        from .policy import RULES, evaluate
+
+        violations = evaluate(result.resources)
+        for v in violations:
+            _err(f"{stack_dir}: policy: {v.render()}")
+        if violations:
+            _err(f"{stack_dir}: {len(violations)} policy violation(s) (mandatory)")
+            raise typer.Exit(1)
+        _err(f"{stack_dir}: policy: {len(RULES)} rules, {len(result.resources)} resources, no violation")
+
+
+@app.command()
+def up(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (stacks/<name>)"),
+       stack: Optional[str] = typer.Option(None, "--stack", "-s", help="stack name (Pulumi.<stack>.yaml)"),
+       preview_only: bool = typer.Option(False, "--preview", help="run `pulumi preview` instead of `pulumi up`")) -> None:
+    """Deploy a stack with `pulumi up` through the Automation API (needs the Pulumi CLI)."""
+    from . import deploy
+
+    try:
+        result = deploy.up(stack_dir, stack, on_output=typer.echo, preview_only=preview_only)
+    except SpecError as exc:
+        _print_findings(exc.findings)
+        raise typer.Exit(1) from None
+    summary = getattr(result, "summary", None)
+    if summary is not None:
+        typer.echo(f"{stack_dir}: {summary.result} ({summary.resource_changes})")
+
+
+@app.command()
+def preflight(file: Path = typer.Argument(..., help="factory.yaml"),
+              ami: Optional[str] = typer.Option(None, "--ami", help="explicit AMI id instead of the SSM parameter")) -> None:
+    """Check an AWS account before deploying: offerings, EFA, AMI, quotas, reservations."""
+    from .preflight import check_factory
+
+    result = _planned(file)
+    from .spec import load
+
+    checks = check_factory(load(file).factory, result, ami=ami)
+    for check in checks:
+        (_err if check.failed else typer.echo)(check.render())
+    if not checks:
+        typer.echo(f"{file}: no AWS pools to check")
+    if any(c.failed for c in checks):
+        raise typer.Exit(1)
+
+
+class InventorySource(str, Enum):
+    aws = "aws"
+
+
+@app.command()
+def inventory(source: InventorySource = typer.Option(..., "--from", help="where to read the nodes from: aws"),
+              factory: str = typer.Option(..., "--factory", help="factory name (the aifactory:factory tag)"),
+              region: Optional[list[str]] = typer.Option(None, "--region", help="AWS region (repeatable)"),
+              endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="EC2 endpoint override")) -> None:
+    """Print an Ansible dynamic inventory (JSON) of a factory's running nodes, grouped by pool, site and role."""
+    from .inventory.aws import inventory as from_aws
+
+    sys.stdout.write(json.dumps(from_aws(factory, region or None, endpoint_url=endpoint_url), indent=2) + "\n")
+
+
 def main() -> None:
     try:
         app()
