@@ -33,6 +33,11 @@ def _print_findings(findings) -> None:
 
 def _planned(file: Path):
     """Load, check and plan FILE; exit 1 with located findings when it is not valid."""
+    return _loaded_and_planned(file)[1]
+
+
+def _loaded_and_planned(file: Path):
+    """(LoadedSpec, Plan) of FILE; exit 1 with located findings when it is not valid."""
     from . import plan as planning
     from . import spec
 
@@ -46,7 +51,7 @@ def _planned(file: Path):
     if result.errors:
         _err(f"{file}: {len(result.errors)} error(s), {len(result.warnings)} warning(s)")
         raise typer.Exit(1)
-    return result.plan
+    return loaded, result.plan
 
 
 @app.command()
@@ -184,14 +189,98 @@ class InventorySource(str, Enum):
 
 
 @app.command()
-def inventory(source: InventorySource = typer.Option(..., "--from", help="where to read the nodes from: aws"),
-              factory: str = typer.Option(..., "--factory", help="factory name (the aifactory:factory tag)"),
+def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml (with --out)"),
+              out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder that receives inventory/"),
+              source: Optional[InventorySource] = typer.Option(None, "--from", help="where to read the nodes from: aws"),
+              factory: Optional[str] = typer.Option(None, "--factory", help="factory name (the aifactory:factory tag)"),
               region: Optional[list[str]] = typer.Option(None, "--region", help="AWS region (repeatable)"),
               endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="EC2 endpoint override")) -> None:
-    """Print an Ansible dynamic inventory (JSON) of a factory's running nodes, grouped by pool, site and role."""
+    """Ansible inventory: FILE --out DIR writes hosts.yml and group_vars from the plan; --from aws prints a
+    dynamic inventory (JSON) of a factory's running nodes, grouped by pool, site and role."""
+    if source is None:
+        if file is None or out is None:
+            raise AifactoryError("inventory: give FILE --out DIR (from the plan) or --from aws --factory NAME")
+        from .inventory import build_files, write_files
+
+        loaded, plan = _loaded_and_planned(file)
+        written = write_files(build_files(plan, loaded.factory), out)
+        typer.echo(f"{out / 'inventory'}: {len(written)} files, {plan.totals['nodes']:,} hosts")
+        return
+    if factory is None:
+        raise AifactoryError("inventory --from aws: give --factory NAME")
     from .inventory.aws import inventory as from_aws
 
     sys.stdout.write(json.dumps(from_aws(factory, region or None, endpoint_url=endpoint_url), indent=2) + "\n")
+
+
+@app.command()
+def render(file: Path = typer.Argument(..., help="factory.yaml"),
+           out: Path = typer.Option(..., "--out", "-o", help="deployment directory to write"),
+           check: bool = typer.Option(False, "--check", help="write nothing; exit 1 listing files that differ")) -> None:
+    """Render the deployment directory (inventory, Slurm, NCCL, DCGM, Prometheus, cloud-init, lock, diagrams)."""
+    from . import spec
+    from .render import render as render_to
+
+    result = render_to(_planned(file), spec.load(file).factory, out, check=check, spec_name=str(file))
+    if check:
+        for kind, paths in (("changed", result.changed), ("missing", result.missing), ("extra", result.extra)):
+            for p in paths:
+                typer.echo(f"{kind}: {out / p}")
+        if result.drift:
+            _err(f"{out}: {len(result.changed) + len(result.missing) + len(result.extra)} file(s) differ from the plan; "
+                 f"run `aifactory render {file} --out {out}`")
+            raise typer.Exit(1)
+        typer.echo(f"{out}: up to date ({result.unchanged} files)")
+        return
+    for p in result.written:
+        typer.echo(f"wrote {out / p}")
+    for p in result.removed:
+        typer.echo(f"removed {out / p}")
+    typer.echo(f"{out}: {len(result.written)} written, {len(result.removed)} removed, {result.unchanged} unchanged")
+
+
+@app.command()
+def diff(old: Path = typer.Argument(..., help="plan.json before the change"),
+         new: Path = typer.Argument(..., help="plan.json after the change"),
+         format: PlanFormat = typer.Option(PlanFormat.table, "--format", "-f", help="table (plain lines) or markdown")) -> None:
+    """Explain what changes between two plans: nodes, GPUs, power, fabric, versions."""
+    from . import diff as plan_diff
+
+    d = plan_diff.compare(plan_diff.load(old), plan_diff.load(new))
+    if format is PlanFormat.json:
+        raise AifactoryError("diff prints table (plain lines) or markdown")
+    sys.stdout.write(plan_diff.to_markdown(d) if format is PlanFormat.markdown else plan_diff.to_text(d))
+
+
+@app.command()
+def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifactory inventory --out DIR) or file"),
+              playbook: str = typer.Option("site.yml", "--playbook", "-p", help="site.yml, upgrade.yml or health.yml"),
+              check: bool = typer.Option(False, "--check", help="dry run: report what would change"),
+              limit: Optional[str] = typer.Option(None, "--limit", "-l", help="host pattern to restrict the run to"),
+              tags: Optional[str] = typer.Option(None, "--tags", "-t", help="only tasks with these tags"),
+              skip_tags: Optional[str] = typer.Option(None, "--skip-tags", help="skip tasks with these tags"),
+              extra: Optional[list[str]] = typer.Option(None, "--extra-vars", "-e", help="KEY=VALUE, repeatable")) -> None:
+    """Configure nodes: run a playbook with live progress and a per-host summary; exit 1 naming failed hosts."""
+    from rich.console import Console
+
+    from . import configure as configuring
+
+    extravars = {}
+    for item in extra or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise AifactoryError(f"--extra-vars {item!r}: expected KEY=VALUE")
+        extravars[key] = value
+    console = Console()
+    result = configuring.run(inventory, playbook, check=check, limit=limit, tags=tags, skip_tags=skip_tags,
+                             extravars=extravars, console=console)
+    console.print(configuring.summary_table(result))
+    if result.failed_hosts:
+        _err(f"aifactory: {playbook} failed on {len(result.failed_hosts)} host(s): {', '.join(result.failed_hosts)}")
+        raise typer.Exit(1)
+    if result.rc != 0:
+        _err(f"aifactory: ansible-playbook exited {result.rc} ({result.status}):\n{result.output_tail}")
+        raise typer.Exit(1)
 
 
 def main() -> None:
