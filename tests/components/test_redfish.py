@@ -391,3 +391,22 @@ def test_resource_under_pulumi_mocks_round_trips_the_provider_and_keeps_secrets(
 
     assert PASSWORD in json.dumps(wire)  # it is there, so the next check means something
     assert occurrences(wire) == 0
+
+
+def test_provider_is_serialized_once_per_object_and_as_the_sdk_does():
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from aifactory.components import redfish
+
+    provider = RedfishProvider(FAST)
+
+    def text(out):
+        return _sync_await(out.future())
+
+    first = contextvars.Context().run(lambda: text(redfish.serialized_provider(provider)))
+    assert first == serialize_provider(provider)
+    assert redfish._SERIALIZED[provider] is redfish._SERIALIZED[provider]
+    # Many serializations in one process used to nest pickle wrappers until RecursionError.
+    for _ in range(600):
+        redfish.serialized_provider(provider)
+    assert dill.loads(base64.b64decode(first)).policy == FAST

@@ -30,12 +30,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 from urllib.parse import urlparse
 
 import pulumi
 import pulumi.dynamic as dyn
+from pulumi.dynamic.dynamic import PROVIDER_KEY
 import sushy
 from sushy import exceptions as sushy_exc
 
@@ -421,6 +423,26 @@ class RedfishNodeArgs:
     reboot_if_on: pulumi.Input[bool] = False
 
 
+# pulumi.dynamic serializes the provider once per resource, and every call of its
+# serialize_provider wraps pickle's _batch_setitems in one more layer that is never removed, so a
+# program with ~500 dynamic resources dies with RecursionError (pulumi/pulumi#17803 has the symptom;
+# reproduced here with a 1,000-node pool). One serialization per provider object avoids it and
+# makes a big pool register fast; the text is exactly what the SDK would have produced.
+_SERIALIZED: "weakref.WeakKeyDictionary[RedfishProvider, str]" = weakref.WeakKeyDictionary()
+
+
+def serialized_provider(provider: RedfishProvider) -> pulumi.Output[str]:
+    """The provider as pulumi.dynamic stores it in ``__provider`` (a secret), made once per object."""
+    cached = _SERIALIZED.get(provider)
+    if cached is None:
+        from pulumi.dynamic.dynamic import serialize_provider
+        from pulumi.runtime._serialization import _serialize
+
+        text, _ = _serialize(True, serialize_provider, provider)
+        cached = _SERIALIZED[provider] = text
+    return pulumi.Output.secret(cached)
+
+
 class RedfishNode(dyn.Resource, module="redfish", name="Node"):
     """One bare-metal node driven through its BMC."""
 
@@ -434,6 +456,9 @@ class RedfishNode(dyn.Resource, module="redfish", name="Node"):
         # Not dataclasses.asdict: it deep-copies, and Outputs must be passed through as they are.
         props = {f.name: getattr(args, f.name) for f in dataclasses.fields(args)}
         props.update({"boot_override": None, "system_path": None, "inventory": None})
+        props[PROVIDER_KEY] = serialized_provider(provider or RedfishProvider())
         secret = pulumi.ResourceOptions(additional_secret_outputs=list(SECRET_KEYS))
-        super().__init__(provider or RedfishProvider(), name, props,
-                         pulumi.ResourceOptions.merge(opts, secret) if opts else secret)
+        # dyn.Resource.__init__ would serialize the provider again: register as it does, with the
+        # cached text (same type token, same __provider property).
+        pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, props,
+                                       pulumi.ResourceOptions.merge(opts, secret) if opts else secret)
