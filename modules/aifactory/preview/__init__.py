@@ -148,7 +148,27 @@ def _run(program: Path, project: str, stack: str, config: dict, mocks: Recording
         if added_path:
             sys.path.remove(str(program.parent))
         logger.removeHandler(collect)
-    return PreviewResult(project, stack, monitor.records, outputs or {}, collect.messages, mocks.calls)
+    return PreviewResult(project, stack, _tree_order(monitor.records), outputs or {}, collect.messages,
+                         mocks.calls)
+
+
+def _tree_order(records: list[Record]) -> list[Record]:
+    """Parents before children, siblings by name: registration order depends on async timing,
+    and the output should not."""
+    by_parent: dict[Optional[str], list[Record]] = {}
+    for r in records:
+        by_parent.setdefault(r.parent, []).append(r)
+    out: list[Record] = []
+
+    def walk(parent: Optional[str]) -> None:
+        for r in sorted(by_parent.get(parent, []), key=lambda r: (r.name, r.type)):
+            out.append(r)
+            walk(r.name)
+
+    walk(None)
+    seen = {id(r) for r in out}
+    out.extend(r for r in records if id(r) not in seen)  # orphans (never expected), kept visible
+    return out
 
 
 def preview(stack_dir: Path | str, stack: Optional[str] = None) -> PreviewResult:
