@@ -2,7 +2,10 @@
 # Debian packages the real-consumer tests need. Installed as root in CI (CI=true);
 # elsewhere, missing tools make those tests skip with a message naming the package.
 set -euo pipefail
-PACKAGES=()
+PACKAGES=(
+  dnsmasq-base  # dnsmasq --test on the rendered PXE config
+  cloud-init    # cloud-init schema on the rendered autoinstall user-data
+)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

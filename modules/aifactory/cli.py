@@ -283,6 +283,39 @@ def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifa
         raise typer.Exit(1)
 
 
+@app.command()
+def pxe(file: Path = typer.Argument(..., help="factory.yaml"),
+        out: Path = typer.Option(..., "--out", "-o", help="folder for dnsmasq.conf and the http/ tree"),
+        server_ip: str = typer.Option(..., "--server-ip", help="the provisioning host's IPv4 on the boot network"),
+        ssh_key: list[Path] = typer.Option(..., "--ssh-key", help="SSH public key file for the admin user; repeatable"),
+        interface: str = typer.Option("eno1", "--interface", help="boot network interface of the provisioning host"),
+        subnet: Optional[str] = typer.Option(None, "--subnet", help="boot network CIDR (default: derived from host IPs)"),
+        gateway: Optional[str] = typer.Option(None, "--gateway", help="default route handed out by DHCP"),
+        dns: Optional[list[str]] = typer.Option(None, "--dns", help="DNS server handed out by DHCP; repeatable"),
+        domain: Optional[str] = typer.Option(None, "--domain", help="DNS domain of the nodes"),
+        http_port: int = typer.Option(8080, "--http-port", help="port of the HTTP server that serves http/"),
+        inventory: Optional[Path] = typer.Option(None, "--inventory",
+                                                 help="JSON {node: [MACs]} or the stack's `inventory` output")) -> None:
+    """Render PXE provisioning for on-prem hosts: dnsmasq (DHCP/TFTP), iPXE scripts, Ubuntu autoinstall."""
+    from .render.pxe import PxeSettings, read_inventory, render_pxe
+
+    plan = _planned(file)
+    from . import spec
+
+    keys = []
+    for path in ssh_key:
+        try:
+            keys.extend(line.strip() for line in path.read_text().splitlines() if line.strip())
+        except OSError as exc:
+            raise AifactoryError(f"--ssh-key {path}: {exc.strerror}") from None
+    settings = PxeSettings(server_ip=server_ip, ssh_public_keys=tuple(keys), interface=interface, subnet=subnet,
+                           gateway=gateway, dns=tuple(dns or ()), domain=domain, http_port=http_port,
+                           inventory=read_inventory(inventory) if inventory else {})
+    written = render_pxe(plan, spec.load(file).factory, out, settings)
+    typer.echo(f"{out}: {len(written)} files (dnsmasq.conf, iPXE scripts, autoinstall for "
+               f"{sum(1 for p in written if p.name == 'user-data')} hosts)")
+
+
 def main() -> None:
     try:
         app()
