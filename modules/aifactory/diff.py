@@ -1,0 +1,141 @@
+"""``aifactory diff OLD_PLAN.json NEW_PLAN.json``: what a change to the factory does, in plain lines.
+
+It reads two ``plan.json`` files (``aifactory plan --format json`` or a rendered deployment's
+``plan.json``) and reports pools added, removed and resized (nodes, GPUs, power), fabric
+switch and cable changes, site power and every software version that moves. It works on
+the plan data alone, so a PR can compare the plan on main with the plan of the branch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import AifactoryError
+
+POOL_FIELDS = ("provider", "site", "region", "system", "gpu", "fabric", "scheduler")
+
+
+@dataclass
+class PlanDiff:
+    old: str
+    new: str
+    lines: list[str] = field(default_factory=list)
+    totals: list[tuple[str, float, float]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines and not self.totals
+
+
+def load(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AifactoryError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise AifactoryError(f"{path}: not a plan JSON file ({exc})") from None
+    for key in ("name", "pools", "totals", "power", "software"):
+        if not isinstance(data, dict) or key not in data:
+            raise AifactoryError(f"{path}: not a plan JSON file (missing {key!r}; "
+                                 "make one with `aifactory plan FILE --format json`)")
+    return data
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
+
+
+def _delta(old: float, new: float) -> str:
+    d = new - old
+    return f"{_num(old)} -> {_num(new)} ({'+' if d >= 0 else '-'}{_num(abs(d))})"
+
+
+def compare(old: dict, new: dict) -> PlanDiff:
+    out = PlanDiff(old.get("name", "?"), new.get("name", "?"))
+    lines = out.lines
+    if old["name"] != new["name"]:
+        lines.append(f"factory renamed: {old['name']} -> {new['name']}")
+    for key in ("nodes", "gpus", "racks", "nvlink_domains", "switches", "cables"):
+        a, b = old["totals"].get(key, 0), new["totals"].get(key, 0)
+        if a != b:
+            out.totals.append((key, a, b))
+    for key in ("it_kw", "facility_kw"):
+        a, b = old["power"].get(key, 0.0), new["power"].get(key, 0.0)
+        if a != b:
+            out.totals.append((key, a, b))
+
+    old_pools = {p["name"]: p for p in old["pools"]}
+    new_pools = {p["name"]: p for p in new["pools"]}
+    for name in sorted(new_pools.keys() - old_pools.keys()):
+        p = new_pools[name]
+        lines.append(f"pool {name} added: {p['nodes']:,} x {p['system']} ({p['gpus']:,} {p['gpu']} GPUs) "
+                     f"on {p['provider']} at {p['site']}, {_num(p['it_kw'])} kW")
+    for name in sorted(old_pools.keys() - new_pools.keys()):
+        p = old_pools[name]
+        lines.append(f"pool {name} removed: {p['nodes']:,} x {p['system']} ({p['gpus']:,} GPUs), "
+                     f"{_num(p['it_kw'])} kW")
+    for name in sorted(old_pools.keys() & new_pools.keys()):
+        a, b = old_pools[name], new_pools[name]
+        for key in ("nodes", "gpus", "racks", "it_kw"):
+            if a.get(key) != b.get(key):
+                unit = " kW" if key == "it_kw" else ""
+                label = "power" if key == "it_kw" else key
+                lines.append(f"pool {name}: {label} {_delta(a.get(key, 0), b.get(key, 0))}{unit}")
+        for key in POOL_FIELDS:
+            if a.get(key) != b.get(key):
+                lines.append(f"pool {name}: {key} {a.get(key)} -> {b.get(key)}")
+
+    old_f = {f["name"]: f for f in old.get("fabrics", [])}
+    new_f = {f["name"]: f for f in new.get("fabrics", [])}
+    for name in sorted(new_f.keys() - old_f.keys()):
+        f = new_f[name]
+        lines.append(f"fabric {name} added: {f['type']}, {sum(f['switches_by_tier']):,} switches, {f['cables']:,} cables")
+    for name in sorted(old_f.keys() - new_f.keys()):
+        lines.append(f"fabric {name} removed")
+    for name in sorted(old_f.keys() & new_f.keys()):
+        a, b = old_f[name], new_f[name]
+        sa, sb = sum(a["switches_by_tier"]), sum(b["switches_by_tier"])
+        if sa != sb or a["tiers"] != b["tiers"]:
+            lines.append(f"fabric {name}: switches {_delta(sa, sb)}, tiers {a['tiers']} -> {b['tiers']}")
+        if a["cables"] != b["cables"]:
+            lines.append(f"fabric {name}: cables {_delta(a['cables'], b['cables'])}")
+
+    old_s = {s["name"]: s for s in old["power"].get("sites", [])}
+    new_s = {s["name"]: s for s in new["power"].get("sites", [])}
+    for name in sorted(old_s.keys() & new_s.keys()):
+        a, b = old_s[name], new_s[name]
+        if a.get("facility_kw") != b.get("facility_kw"):
+            lines.append(f"site {name}: facility power {_delta(a['facility_kw'], b['facility_kw'])} kW")
+        if a.get("headroom_kw") != b.get("headroom_kw") and b.get("headroom_kw") is not None:
+            lines.append(f"site {name}: headroom {_num(a.get('headroom_kw') or 0)} -> {_num(b['headroom_kw'])} kW")
+
+    sa, sb = old["software"], new["software"]
+    for key in sorted(set(sa) | set(sb)):
+        if sa.get(key) != sb.get(key):
+            lines.append(f"software {key}: {sa.get(key)} -> {sb.get(key)}")
+    return out
+
+
+def to_text(d: PlanDiff) -> str:
+    if d.empty:
+        return f"no changes between {d.old} and {d.new}\n"
+    out = [f"{key}: {_delta(a, b)}" for key, a, b in d.totals]
+    return "\n".join(out + d.lines) + "\n"
+
+
+def to_markdown(d: PlanDiff) -> str:
+    if d.empty:
+        return f"### aifactory diff: `{d.new}`\n\nNo changes to the plan.\n"
+    parts = [f"### aifactory diff: `{d.old}` -> `{d.new}`"]
+    if d.totals:
+        rows = ["| total | before | after | change |", "|---|---:|---:|---:|"]
+        for key, a, b in d.totals:
+            diff = b - a
+            rows.append(f"| {key} | {_num(a)} | {_num(b)} | {'+' if diff >= 0 else '-'}{_num(abs(diff))} |")
+        parts.append("\n".join(rows))
+    if d.lines:
+        parts.append("\n".join(f"- {line}" for line in d.lines))
+    return "\n\n".join(parts) + "\n"
