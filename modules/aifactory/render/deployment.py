@@ -14,7 +14,6 @@ cost milliseconds. ``--check`` compares the same way and writes nothing.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import tempfile
@@ -87,16 +86,6 @@ def _plan_json(plan: Plan, spec_name: str | None) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def _optional(name: str):
-    """A renderer module another part of the project provides, or None while it does not exist."""
-    try:
-        return importlib.import_module(f"{__package__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.endswith(f"render.{name}"):
-            return None
-        raise
-
-
 def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
                 spec_name: str | None = None) -> dict[str, str]:
     """Relative path -> content of the whole deployment directory."""
@@ -116,10 +105,8 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
     files.update(kubernetes.files(plan, catalog))
     files.update(cloudinit.files(plan, factory, catalog, files))
     files.update(svg.files(plan))
-    pxe = _optional("pxe")
-    if pxe is not None and hasattr(pxe, "build_files"):
-        for rel, text in pxe.build_files(plan, factory).items():
-            files[rel if rel.startswith("pxe/") else f"pxe/{rel}"] = text
+    # PXE files (aifactory.render.pxe) need the provisioning host's address and SSH keys, which
+    # are not in the spec; `aifactory pxe` renders them with those settings.
     for rel in files:
         if rel.startswith("/") or ".." in Path(rel).parts:
             raise AifactoryError(f"renderer produced an unsafe path {rel!r}")

@@ -1,0 +1,58 @@
+"""aifactory diff OLD NEW on real plan JSON from the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.render.helpers import REPO, STACKS
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "aifactory", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def _plan(tmp_path, name: str, text: str):
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(text)
+    r = _cli("plan", str(spec), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / f"{name}.json"
+    out.write_text(r.stdout)
+    return out
+
+
+def test_diff_explains_nodes_gpus_power_and_versions(tmp_path):
+    base = (STACKS / "multicloud" / "factory.yaml").read_text()
+    old = _plan(tmp_path, "old", base)
+    changed = base.replace('software: {driver_branch: "580", cuda: "13.0"}',
+                           'software: {driver_branch: "580", cuda: "12.8"}')
+    changed = changed.replace("system: p5.48xlarge, nodes: 16", "system: p5.48xlarge, nodes: 24")
+    changed = changed.replace("  - {name: oci, site: oci-iad", "  # - {name: oci, site: oci-iad")
+    new = _plan(tmp_path, "new", changed)
+    r = _cli("diff", str(old), str(new))
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "pool aws: nodes 16 -> 24 (+8)" in text
+    assert "pool aws: gpus 128 -> 192 (+64)" in text
+    assert "pool oci removed: 8 x BM.GPU.H100.8 (64 GPUs), 81.6 kW" in text
+    assert "software cuda: 13.0 -> 12.8" in text
+    assert "gpus: 640 -> 640 (+0)" not in text  # +64 and -64 cancel: totals line omitted
+    assert "pool aws: power 163.2 -> 244.8 (+81.6) kW" in text
+    assert "software dcgm_package: datacenter-gpu-manager-4-cuda13 -> datacenter-gpu-manager-4-cuda12" in text
+    md = _cli("diff", str(old), str(new), "--format", "markdown").stdout
+    assert md.startswith("### aifactory diff") and "| total | before | after | change |" in md
+    assert "- pool aws: nodes 16 -> 24 (+8)" in md
+
+
+def test_diff_of_identical_plans_says_so(tmp_path):
+    p = _plan(tmp_path, "same", (STACKS / "lab" / "factory.yaml").read_text())
+    r = _cli("diff", str(p), str(p))
+    assert r.returncode == 0 and r.stdout == "no changes between lab and lab\n"
+
+
+def test_diff_refuses_a_file_that_is_not_a_plan(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"name": "x"}')
+    r = _cli("diff", str(bad), str(bad))
+    assert r.returncode == 1 and "not a plan JSON file" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,198 @@
+"""aifactory render: determinism, the drift gate, naming shared with the inventory, and the
+Slurm/NCCL content checked against the plan."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aifactory.inventory import host_names, host_range
+from aifactory.render import hostlist as hl
+from aifactory.render.deployment import MANIFEST, render
+from aifactory.render.nccl import settings
+from tests.render.helpers import REPO, STACKS, expand, planned, rendered
+
+NVL72 = """
+name: nvl
+software: {driver_branch: "580", cuda: "13.0"}
+sites: [{name: hall, power_mw: 5, pue: 1.15, rack_kw: 140}]
+fabrics: [{name: ib, type: infiniband, switch: qm9700}]
+pools: [{name: rack, site: hall, provider: onprem, system: gb200-nvl72, nodes: 54, fabric: ib}]
+"""
+
+BIG = """
+name: big
+software: {driver_branch: "580", cuda: "13.0"}
+sites: [{name: dc, power_mw: 1500, pue: 1.2, rack_kw: 42}]
+fabrics: [{name: ib, type: infiniband, switch: qm9700}]
+pools: [{name: gpu, site: dc, provider: onprem, system: dgx-h100, nodes: 100000, fabric: ib}]
+"""
+
+
+def _cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "aifactory", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_renders_are_byte_identical(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        r = _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+    ta, tb = _tree(a), _tree(b)
+    assert ta == tb and len(ta) > 40
+    # Nothing machine- or run-specific leaks in: no absolute paths, no timestamps.
+    for rel, data in ta.items():
+        text = data.decode()
+        assert str(tmp_path) not in text and str(REPO) not in text, rel
+        assert not re.search(r"20\d\d-\d\d-\d\dT\d\d:\d\d", text), rel
+
+
+def test_rerun_writes_nothing_and_check_reports_drift(tmp_path):
+    out = tmp_path / "deploy"
+    assert _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out)).returncode == 0
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    r = _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out))
+    assert r.returncode == 0 and "0 written, 0 removed" in r.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == mtimes
+
+    assert _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out), "--check").returncode == 0
+    (out / "nccl" / "aws" / "nccl.conf").write_text("NCCL_DEBUG=INFO\n")
+    (out / "slurm" / "dc1" / "gres.conf").unlink()
+    (out / "stray.txt").write_text("x")
+    before = _tree(out)
+    r = _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out), "--check")
+    assert r.returncode == 1
+    assert f"changed: {out}/nccl/aws/nccl.conf" in r.stdout
+    assert f"missing: {out}/slurm/dc1/gres.conf" in r.stdout
+    assert f"extra: {out}/stray.txt" in r.stdout
+    assert _tree(out) == before, "--check must write nothing"
+    r = _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out))
+    assert "2 written" in r.stdout
+    assert (out / "stray.txt").exists(), "files the renderer did not write are left alone"
+
+
+def test_removed_pool_files_are_removed(tmp_path):
+    spec = (STACKS / "multicloud" / "factory.yaml").read_text()
+    first = tmp_path / "factory.yaml"
+    first.write_text(spec)
+    out = tmp_path / "deploy"
+    assert _cli("render", str(first), "--out", str(out)).returncode == 0
+    assert (out / "nccl" / "oci" / "nccl.conf").exists()
+    first.write_text(spec.replace("  - {name: oci, site: oci-iad", "  # - {name: oci, site: oci-iad"))
+    r = _cli("render", str(first), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert not (out / "nccl" / "oci").exists() and not (out / "slurm" / "oci-iad").exists()
+    assert _cli("render", str(first), "--out", str(out), "--check").returncode == 0
+
+
+def test_bad_spec_is_a_located_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "factory.yaml"
+    bad.write_text(NVL72.replace("system: gb200-nvl72", "system: gb200-nvl73"))
+    r = _cli("render", str(bad), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1
+    assert "pools[0].system" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_node_names_agree_with_the_ansible_inventory():
+    for case in ("superpod-h100", "multicloud", "lab"):
+        plan, factory = planned(STACKS / case / "factory.yaml")
+        spec_pools = {p.name: p for p in factory.pools}
+        for pool in plan.pools:
+            nodes = hl.PoolNodes.of(pool, spec_pools.get(pool.name))
+            names = host_names(pool, spec_pools.get(pool.name))
+            assert expand(nodes.hostlist()) == names
+            # Ansible's range pattern covers the same names (":" where Slurm writes "-").
+            assert host_range(pool).replace(":", "-") == nodes.hostlist()
+
+
+def test_hostlist_compresses_declared_hosts():
+    assert hl.compress(["n01", "n02", "n03", "n05", "login", "n006"]) == "n[01-03],n05,login,n006"
+    assert expand(hl.compress(["a-1", "a-2", "b-10", "b-11"])) == ["a-1", "a-2", "b-10", "b-11"]
+
+
+def _parse(text: str) -> list[dict[str, str]]:
+    """slurm.conf-style lines as dicts (the tests' own reader, independent of the renderer)."""
+    return [dict(tok.split("=", 1) for tok in line.split()) for line in text.splitlines()
+            if line and not line.startswith("#")]
+
+
+def test_block_topology_has_one_block_per_nvlink_domain():
+    """topology/block needs Slurm 23.11 (Debian 12 has 22.05), so check it against the plan."""
+    plan, _ = planned(NVL72)
+    pool = plan.pools[0]
+    files = rendered(NVL72)
+    assert "TopologyPlugin=topology/block" in files["slurm/hall/slurm.conf"]
+    blocks = _parse(files["slurm/hall/topology.conf"])
+    assert len(blocks) == pool.nvlink_domains == 3
+    members = [expand(b["Nodes"]) for b in blocks]
+    assert all(len(m) == 72 // pool.gpus_per_node == 18 for m in members)
+    assert sum(members, []) == [f"rack-{i:04d}" for i in range(1, 55)]
+    assert {b["BlockName"] for b in blocks} == {"rack-nvl0001", "rack-nvl0002", "rack-nvl0003"}
+
+
+def test_gres_conf_matches_the_plan():
+    plan, _ = planned(STACKS / "superpod-h100" / "factory.yaml")
+    pool = plan.pools[0]
+    lines = _parse(rendered(STACKS / "superpod-h100" / "factory.yaml")["slurm/dc1/gres.conf"])
+    devices = [d for ln in lines for d in expand(ln["File"])]
+    assert devices == [f"/dev/nvidia{i}" for i in range(pool.gpus_per_node)]
+    assert [ln["Cores"] for ln in lines] == ["0-55", "56-111"]
+    assert {ln["NodeName"] for ln in lines} == {"dgx-[0001-0127]"}
+    assert {ln["Type"] for ln in lines} == {"h100_sxm"}
+
+
+def test_three_tier_tree_groups_leaves_into_pods():
+    plan, _ = planned(BIG)
+    fabric = plan.fabrics[0]
+    topo = _parse(rendered(BIG)["slurm/dc/topology.conf"])
+    leaves = [t for t in topo if "Nodes" in t]
+    assert len(leaves) == fabric.scalable_units == 3125
+    assert sum(len(expand(t["Nodes"])) for t in leaves) == 100_000
+    tops = [t for t in topo if t["SwitchName"].endswith("-top")]
+    assert len(tops) == 1
+    # Every switch but the top is listed under exactly one parent.
+    children = [c for t in topo if "Switches" in t for c in expand(t["Switches"])]
+    assert sorted(children) == sorted(t["SwitchName"] for t in topo if t not in tops)
+
+
+def test_nccl_settings_follow_the_table_precedence():
+    plan, _ = planned(STACKS / "multicloud" / "factory.yaml")
+    by_pool = {p.name: {s["variable"]: s["value"] for s in settings(p)} for p in plan.pools}
+    assert by_pool["aws"]["FI_EFA_USE_HUGE_PAGE"] == "0"
+    assert by_pool["azure"]["NCCL_TOPO_FILE"] == "/opt/microsoft/ndv5/topo.xml"
+    assert by_pool["azure"]["NCCL_IB_PCI_RELAXED_ORDERING"] == "1"
+    assert by_pool["azure"]["NCCL_IB_HCA"] == "mlx5_ib"  # provider row replaces the fabric row
+    assert by_pool["oci"]["NCCL_IB_GID_INDEX"] == "3" and by_pool["oci"]["NCCL_IB_HCA"].startswith("=mlx5_0,")
+    assert by_pool["gcp"]["NCCL_NET"] == "FasTrak"
+    assert by_pool["onprem"]["NCCL_IB_HCA"].startswith("=mlx5_0,mlx5_3")  # dgx-h100 system row
+    assert not any(k.startswith("NCCL_IB") for k in by_pool["aws"])
+
+
+def test_nccl_profile_is_shell_safe(tmp_path):
+    files = rendered(STACKS / "multicloud" / "factory.yaml")
+    profile = tmp_path / "nccl.sh"
+    profile.write_text(files["nccl/aws/nccl.sh"])
+    r = subprocess.run(["bash", "-c", f". {profile} && printf %s \"$NCCL_SOCKET_IFNAME\""], capture_output=True,
+                       text=True, env={"PATH": os.environ["PATH"]})
+    assert r.stdout == "^docker,lo,veth"
+
+
+def test_manifest_lists_every_file(tmp_path):
+    plan, factory = planned(STACKS / "lab" / "factory.yaml")
+    result = render(plan, factory, tmp_path)
+    import json
+
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert sorted(manifest["files"]) == sorted(result.written)
+    again = render(plan, factory, tmp_path)
+    assert again.cached and not again.written
