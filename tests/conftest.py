@@ -32,3 +32,8 @@ def repo() -> Path:
 @pytest.fixture
 def stacks() -> Path:
     return STACKS
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/<case>/expected/ from the current renderer (review the diff)")

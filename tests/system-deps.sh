@@ -5,6 +5,9 @@ set -euo pipefail
 PACKAGES=(
   dnsmasq-base  # dnsmasq --test on the rendered PXE config
   cloud-init    # cloud-init schema on the rendered autoinstall user-data
+  slurmctld     # slurmctld -D with the rendered slurm.conf, gres.conf, topology.conf
+  slurm-client  # scontrol show topology / node against that slurmctld
+  prometheus    # promtool check config on the rendered prometheus.yml
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
