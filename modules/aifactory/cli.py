@@ -271,7 +271,7 @@ def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifa
         if not sep or not key.isidentifier():
             raise AifactoryError(f"--extra-vars {item!r}: expected KEY=VALUE")
         extravars[key] = value
-    console = Console()
+    console = Console(soft_wrap=True)  # one line per task, also in CI logs
     result = configuring.run(inventory, playbook, check=check, limit=limit, tags=tags, skip_tags=skip_tags,
                              extravars=extravars, console=console)
     console.print(configuring.summary_table(result))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from rich.text import Text
+
 from ..errors import AifactoryError
 from ..resources import playbooks_dir
 
@@ -100,11 +102,12 @@ class Progress:
             return
         t = self.tally
         self.tasks_done += 1
-        mark = "[red]✗[/]" if t["failed"] or t["unreachable"] else ("[yellow]~[/]" if t["changed"] else "[green]✓[/]")
+        mark = ("✗", "red") if t["failed"] or t["unreachable"] else (("~", "yellow") if t["changed"] else ("✓", "green"))
         counts = f"ok={t['ok']} changed={t['changed']} failed={t['failed']} skipped={t['skipped']}"
         if t["unreachable"]:
             counts += f" unreachable={t['unreachable']}"
-        self.console.print(f"{mark} {self.current}  [dim]{counts}[/]", highlight=False)
+        # Text, not markup: task names are free text and may hold brackets.
+        self.console.print(Text.assemble(mark, " ", self.current, "  ", (counts, "dim")), highlight=False)
         self.current = None
 
     def __call__(self, event: dict) -> bool:
@@ -112,7 +115,7 @@ class Progress:
         data = event.get("event_data", {})
         if kind == "playbook_on_play_start":
             self._finish_task()
-            self.console.print(f"[bold]PLAY[/] {data.get('play', '')}", highlight=False)
+            self.console.print(Text.assemble(("PLAY ", "bold"), data.get("play", "")), highlight=False)
         elif kind == "playbook_on_task_start":
             self._finish_task()
             self.current = data.get("task", "")
@@ -134,12 +137,12 @@ class Progress:
                 self.tally["failed"] += 1
                 line = f"{host}: {self.current}: {_message(res)}"
                 self.failures.append(line)
-                self.console.print(f"[red]  failed[/] {line}", highlight=False, markup=False)
+                self.console.print(Text.assemble(("  failed ", "red"), line), highlight=False)
             elif kind == "runner_on_unreachable":
                 self.tally["unreachable"] += 1
                 line = f"{host}: unreachable: {_message(res)}"
                 self.failures.append(line)
-                self.console.print(f"[red]  unreachable[/] {line}", highlight=False, markup=False)
+                self.console.print(Text.assemble(("  unreachable ", "red"), line), highlight=False)
         elif kind == "playbook_on_stats":
             self._finish_task()
             self.stats = {k: data.get(k) or {} for k in COUNTERS}
@@ -197,12 +200,6 @@ def _inventory_path(inventory: Path) -> Path:
     return inventory.resolve()
 
 
-def _ansible_playbook() -> str:
-    """The ansible-playbook next to this interpreter (a virtualenv need not be on PATH)."""
-    sibling = Path(sys.executable).parent / "ansible-playbook"
-    return str(sibling) if sibling.exists() else "ansible-playbook"
-
-
 def run(inventory: Path | str, playbook: str = "site.yml", *, check: bool = False, limit: Optional[str] = None,
         tags: Optional[str] = None, skip_tags: Optional[str] = None, extravars: Optional[dict] = None,
         envvars: Optional[dict] = None, console=None, artifacts_dir: Path | str | None = None) -> RunResult:
@@ -221,7 +218,10 @@ def run(inventory: Path | str, playbook: str = "site.yml", *, check: bool = Fals
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(project / "roles"),
         "ANSIBLE_NOCOLOR": "1",
+        # ansible-playbook next to this interpreter: a virtualenv need not be on PATH.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        # ansible-runner turns host key checking off unless told; ansible.cfg's choice stands.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
     env.update(envvars or {})
     cmdline = ["--check", "--diff"] if check else []
@@ -231,7 +231,6 @@ def run(inventory: Path | str, playbook: str = "site.yml", *, check: bool = Fals
             project_dir=str(project),
             playbook=playbook,
             inventory=str(_inventory_path(Path(inventory))),
-            binary=_ansible_playbook(),
             cmdline=shlex.join(cmdline) if cmdline else None,
             limit=limit,
             tags=tags,
@@ -239,6 +238,11 @@ def run(inventory: Path | str, playbook: str = "site.yml", *, check: bool = Fals
             extravars=extravars or {},
             envvars=env,
             event_handler=progress,
+            # ansible-runner caches facts per run by default; an absolute path keeps ansible.cfg's
+            # intent (facts reused between runs, so `gathering = smart` skips known hosts).
+            fact_cache=os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION",
+                                      str(Path.home() / ".cache" / "aifactory" / "facts")),
+            fact_cache_type="jsonfile",
             quiet=True,
             settings={"suppress_ansible_output": True},
         )
