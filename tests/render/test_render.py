@@ -196,3 +196,21 @@ def test_manifest_lists_every_file(tmp_path):
     assert sorted(manifest["files"]) == sorted(result.written)
     again = render(plan, factory, tmp_path)
     assert again.cached and not again.written
+
+
+def test_100k_node_factory_renders_within_budget(tmp_path):
+    """Scale target: 100,000 nodes in under 10 s; a no-change rerun writes nothing, >= 5x faster."""
+    import time
+
+    plan, factory = planned(BIG)
+    t = time.perf_counter()
+    first = render(plan, factory, tmp_path)
+    t_first = time.perf_counter() - t
+    t = time.perf_counter()
+    again = render(plan, factory, tmp_path)
+    t_again = time.perf_counter() - t
+    assert t_first < 10, f"first render took {t_first:.1f}s"
+    assert again.written == [] and again.removed == []
+    assert t_first >= 5 * t_again, f"rerun {t_again:.3f}s vs first {t_first:.3f}s"
+    slurm = (tmp_path / "slurm" / "dc" / "slurm.conf").read_text()
+    assert "NodeName=gpu-[000001-100000] " in slurm and len(first.written) < 30
