@@ -8,6 +8,7 @@ PACKAGES=(
   slurmctld     # slurmctld -D with the rendered slurm.conf, gres.conf, topology.conf
   slurm-client  # scontrol show topology / node against that slurmctld
   prometheus    # promtool check config on the rendered prometheus.yml
+  debootstrap   # the Debian 12 root filesystem the playbooks run against (chroot connection)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

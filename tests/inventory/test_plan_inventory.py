@@ -1,0 +1,174 @@
+"""Inventory from the plan, read back by Ansible's own inventory loader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.plugins.inventory import detect_range, expand_hostname_range
+
+from aifactory import plan as planning
+from aifactory import spec
+from aifactory.inventory import build_files, host_names, host_range, write_files
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
+
+
+
+def _stack(name: str):
+    loaded = spec.load(REPO / "stacks" / name / "factory.yaml")
+    plan = planning.build(loaded)
+    return plan, loaded.factory, build_files(plan, loaded.factory)
+
+
+def _ansible_list(tmp_path: Path, files: dict[str, str]) -> dict:
+    write_files(files, tmp_path)
+    proc = subprocess.run([ANSIBLE_INVENTORY, "-i", str(tmp_path / "inventory"), "--list"],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_multicloud_groups_and_vars_as_ansible_reads_them(tmp_path):
+    plan, _, files = _stack("multicloud")
+    assert sorted(files) == ["inventory/group_vars/all.yml"] + sorted(
+        f"inventory/group_vars/pool_{p.name}.yml" for p in plan.pools) + ["inventory/hosts.yml"]
+    data = _ansible_list(tmp_path, files)
+    hostvars = data["_meta"]["hostvars"]
+    assert len(hostvars) == plan.totals["nodes"] == 80
+
+    def hosts(group: str) -> set[str]:
+        out = set(data.get(group, {}).get("hosts", []))
+        for child in data.get(group, {}).get("children", []):
+            out |= hosts(child)
+        return out
+
+    assert hosts("pool_aws") == {f"aws-{i:04d}" for i in range(1, 17)}
+    assert hosts("efa") == hosts("pool_aws")
+    assert hosts("gpudirect_tcpxo") == hosts("pool_gcp")
+    assert hosts("infiniband") == hosts("pool_onprem") | hosts("pool_azure")
+    assert hosts("roce") == hosts("pool_oci")
+    assert hosts("rdma") == hosts("infiniband") | hosts("roce")
+    assert hosts("provider_gcp") == hosts("site_gcp_usc1") == hosts("pool_gcp")
+    assert hosts("nvswitch") == hosts("nvidia") == set(hostvars)
+    assert hosts("slurm") == set(hostvars)
+    assert "nvl72" not in data and "imex" not in data
+    # The software lock reaches every host as role variables; pool facts only their pool.
+    lock = plan.software
+    for host, values in hostvars.items():
+        assert values["nvidia_driver_version"] == lock.driver
+        assert values["nvidia_fabric_manager_version"] == lock.fabric_manager == lock.driver
+        assert values["nvidia_fabric_nscq_version"] == lock.libnvidia_nscq
+        assert values["dcgm_package"] == lock.dcgm_package
+        assert values["cuda_toolkit_version"] == lock.cuda
+        assert values["nccl_version"] == lock.nccl
+        assert values["gpu_health_gpus"] == 8
+    assert hostvars["aws-0001"]["rdma_fabric"] == "efa"
+    assert hostvars["gcp-0016"]["rdma_fabric"] == "gpudirect-tcpxo"
+    assert hostvars["aws-0001"]["aifactory_region"] == "us-east-1"
+
+
+def test_lab_host_subnet_manager_and_ssh_user(tmp_path):
+    _, factory, files = _stack("lab")
+    data = _ansible_list(tmp_path, files)
+    hv = data["_meta"]["hostvars"]["gpu-0002"]
+    assert hv["rdma_opensm"] is True  # the fabric's subnet_manager: opensm
+    assert hv["ansible_user"] == factory.access.ssh_user
+    assert hv["nvidia_fabric_manager"] is True and hv["nvidia_fabric_nvlsm"] is False
+
+
+def test_declared_hosts_keep_their_names_addresses_and_bmcs(tmp_path):
+    text = (REPO / "stacks/lab/factory.yaml").read_text().replace(
+        "{name: gpu, site: lab, provider: lab, system: hgx-h100, nodes: 2, fabric: lab-ib}",
+        "{name: gpu, site: lab, provider: onprem, system: hgx-h100, nodes: 2, fabric: lab-ib, hosts: ["
+        "{name: node-a, mac: 'aa:bb:cc:00:00:01', bmc: bmc-a.lab, ip: 10.0.0.11},"
+        "{name: node-b, mac: 'aa:bb:cc:00:00:02', bmc: bmc-b.lab}]}")
+    path = tmp_path / "factory.yaml"
+    path.write_text(text)
+    loaded = spec.load(path)
+    plan = planning.build(loaded)
+    data = _ansible_list(tmp_path / "out", build_files(plan, loaded.factory))
+    hv = data["_meta"]["hostvars"]
+    assert set(hv) == {"node-a", "node-b"}
+    assert hv["node-a"]["ansible_host"] == "10.0.0.11"
+    assert hv["node-a"]["aifactory_mac"] == "aa:bb:cc:00:00:01"
+    assert "ansible_host" not in hv["node-b"] and hv["node-b"]["aifactory_bmc"] == "bmc-b.lab"
+    assert host_names(plan.pools[0], loaded.factory.pools[0]) == ["node-a", "node-b"]
+
+
+@pytest.mark.parametrize("nodes,width", [(1, 4), (16, 4), (9999, 4), (10000, 5), (123456, 6)])
+def test_host_range_expands_to_the_generated_names(nodes, width):
+    pool = type("P", (), {"name": "train-a", "nodes": nodes})()
+    pattern = host_range(pool)
+    assert detect_range(pattern)
+    expanded = expand_hostname_range(pattern)  # Ansible's own expansion
+    assert expanded == host_names(pool, None)
+    assert len(expanded) == nodes and expanded[0] == "train-a-" + "1".rjust(width, "0")
+
+
+def test_deterministic_and_yaml_not_string_built():
+    _, _, first = _stack("multicloud")
+    _, _, again = _stack("multicloud")
+    assert first == again
+    for path, text in first.items():
+        assert text.startswith("# Generated by `aifactory inventory`")
+        assert yaml.safe_load(text) is not None, path
+    hosts = yaml.safe_load(first["inventory/hosts.yml"])["all"]["children"]
+    assert list(hosts) == sorted(hosts)
+
+
+def test_a_million_node_factory_is_fast_and_small():
+    plan, factory, _ = _stack("campus-10gw")
+    assert plan.totals["nodes"] > 100_000
+    start = time.perf_counter()
+    files = build_files(plan, factory)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.5, elapsed
+    assert sum(len(t) for t in files.values()) < 200_000  # no per-host lines or files
+    assert not any("/host_vars/" in p for p in files)
+
+
+def test_pool_names_cannot_collide_with_role_groups(tmp_path):
+    text = (REPO / "stacks/lab/factory.yaml").read_text().replace("{name: gpu,", "{name: efa,")
+    path = tmp_path / "factory.yaml"
+    path.write_text(text)
+    loaded = spec.load(path)
+    files = build_files(planning.build(loaded), loaded.factory)
+    groups = yaml.safe_load(files["inventory/hosts.yml"])["all"]["children"]
+    assert "pool_efa" in groups and "efa" not in groups  # an InfiniBand pool is not in the EFA group
+
+
+def test_write_files_replaces_inventory_atomically_and_keeps_the_rest(tmp_path):
+    _, _, files = _stack("multicloud")
+    write_files(files, tmp_path)
+    (tmp_path / "inventory/group_vars/pool_gone.yml").write_text("stale: true\n")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    _, _, lab = _stack("lab")
+    write_files(lab, tmp_path)
+    assert not (tmp_path / "inventory/group_vars/pool_gone.yml").exists()
+    assert not (tmp_path / "inventory/group_vars/pool_aws.yml").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inventory", "notes.txt"]  # no staging left
+
+
+def test_cli_inventory_writes_and_refuses_bad_specs(tmp_path):
+    run = [sys.executable, "-m", "aifactory", "inventory"]
+    ok = subprocess.run(run + [str(REPO / "stacks/aws-p5/factory.yaml"), "--out", str(tmp_path)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "16 hosts" in ok.stdout
+    assert "train-[0001:0016]" in (tmp_path / "inventory/hosts.yml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsites: [{name: s}]\npools: [{name: p, site: s, provider: onprem, system: nope, nodes: 1}]\n")
+    refused = subprocess.run(run + [str(bad), "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "pools[0].system" in refused.stderr or "pools.0.system" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "b").exists()
+    neither = subprocess.run(run + ["--out", str(tmp_path / "c")], capture_output=True, text=True)
+    assert neither.returncode == 1 and "give FILE --out DIR" in neither.stderr
