@@ -153,7 +153,13 @@ def preview(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (sta
 def up(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (stacks/<name>)"),
        stack: Optional[str] = typer.Option(None, "--stack", "-s", help="stack name (Pulumi.<stack>.yaml)"),
        preview_only: bool = typer.Option(False, "--preview", help="run `pulumi preview` instead of `pulumi up`")) -> None:
-    """Deploy a stack with `pulumi up` through the Automation API (needs the Pulumi CLI)."""
+    """Deploy a stack: `pulumi up` through the Automation API, or for a lab stack the whole main
+    job on this machine (plan, provision root filesystems, render, configure, health, summary)."""
+    from . import lab
+
+    if lab.is_lab(stack_dir):
+        _lab_up(stack_dir)
+        return
     from . import deploy
 
     try:
@@ -164,6 +170,33 @@ def up(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (stacks/<
     summary = getattr(result, "summary", None)
     if summary is not None:
         typer.echo(f"{stack_dir}: {summary.result} ({summary.resource_changes})")
+
+
+def _lab_up(stack_dir: Path) -> None:
+    from rich.console import Console
+
+    from . import lab
+
+    # one line per task; tables keep their columns when the output is a CI log, not a terminal
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+    try:
+        result = lab.up(stack_dir, console=console)
+    except SpecError as exc:
+        _print_findings(exc.findings)
+        raise typer.Exit(1) from None
+    lab.summary(result, console)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(stack_dir: Path = typer.Argument(..., help="lab stack folder (stacks/lab)")) -> None:
+    """Remove a lab built by `aifactory up` (cloud stacks: run `pulumi destroy` in the stack folder)."""
+    from . import lab
+
+    if not lab.is_lab(stack_dir):
+        raise AifactoryError(f"{stack_dir}: not a lab stack; for a cloud stack run `pulumi destroy` in it")
+    lab.down(stack_dir, say=typer.echo)
 
 
 @app.command()

@@ -1,0 +1,79 @@
+"""The main job end to end: `aifactory up` on a lab stack, for real (root, debootstrap)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from aifactory import lab, plan, spec
+from tests.conftest import IN_CI, require_tool
+
+
+def need_root():
+    if os.geteuid() != 0:
+        message = "needs root (chroot, debootstrap): run the slow tests as root"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_upstream_version_drops_epoch_and_revision():
+    assert lab.upstream("535.261.03-1~deb12u1") == "535.261.03"
+    assert lab.upstream("1:2.3-4") == "2.3"
+
+
+def test_lab_stack_refuses_cloud_pools(repo, tmp_path):
+    doc = yaml.safe_load((repo / "stacks/lab/factory.yaml").read_text())
+    doc["sites"].append({"name": "aws1", "provider": "aws", "region": "us-east-1"})
+    doc["pools"].append({"name": "p5", "site": "aws1", "provider": "aws", "system": "p5.48xlarge", "nodes": 1})
+    (tmp_path / "factory.yaml").write_text(yaml.safe_dump(doc))
+    loaded = spec.load(tmp_path / "factory.yaml")
+    with pytest.raises(lab.AifactoryError, match="lab pools only"):
+        lab.lab_nodes(plan.build(loaded), loaded.factory, tmp_path)
+
+
+def test_down_of_a_stack_that_was_never_up_says_so(repo, tmp_path):
+    shutil.copy(repo / "stacks/lab/factory.yaml", tmp_path / "factory.yaml")
+    said = []
+    assert lab.down(tmp_path, say=said.append) == 0 and "no lab" in said[0]
+
+
+@pytest.mark.slow
+@pytest.mark.root
+def test_up_converges_matches_the_lock_and_tears_down(repo, tmp_path):
+    need_root()
+    require_tool("debootstrap", "debootstrap")
+    stack = tmp_path / "lab"
+    stack.mkdir()
+    shutil.copy(repo / "stacks/lab/factory.yaml", stack / "factory.yaml")
+    cli = [sys.executable, "-m", "aifactory"]
+
+    first = subprocess.run([*cli, "up", str(stack)], capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "all nodes healthy" in first.stdout and "6/6 done" in first.stdout
+
+    loaded = spec.load(stack / "factory.yaml")
+    lock = plan.build(loaded).software
+    nodes = lab.lab_nodes(plan.build(loaded), loaded.factory, lab.state_dir(stack))
+    assert [n.name for n in nodes] == ["gpu-0001", "gpu-0002"]
+    for node in nodes:
+        packages, held = lab.read_back(node)  # read inside the node, not from the spec
+        for pkg in lab.DRIVER_PACKAGES:
+            assert lab.upstream(packages[pkg]) == lock.driver == "535.261.03"
+            assert pkg in held
+        assert {"rdma-core", "opensm", "slurmd"} <= set(packages)
+    assert (lab.state_dir(stack) / "deploy" / "plan.json").is_file()
+
+    second = subprocess.run([*cli, "up", str(stack)], capture_output=True, text=True)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "converged: zero changes" in second.stdout
+    assert "0 config file(s) written" in second.stdout
+
+    down = subprocess.run([*cli, "down", str(stack)], capture_output=True, text=True)
+    assert down.returncode == 0 and "removed 2 lab node(s)" in down.stdout
+    assert not lab.state_dir(stack).exists()
