@@ -32,19 +32,35 @@ def _run(inv, playbook="site.yml", **kw):
     return result, console.export_text()
 
 
-def test_site_check_then_apply_then_idempotent(tmp_path, rootfs, fact_cache):
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aifactory", "configure", *args],
+                          capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))
+
+
+def test_site_check_then_apply_then_idempotent_then_health(tmp_path, rootfs, fact_cache):
+    """One root filesystem through the whole life: dry run, install, re-run, health gate."""
     inv = chroot_inventory(tmp_path / "out", {HOST: rootfs})
 
-    check, text = _run(inv, check=True)
-    assert check.ok, text
-    assert check.hosts[HOST].changed > 0  # a fresh node: the dry run predicts work
+    # 1. `aifactory configure --check`: live progress, the per-host summary, exit 0, nothing installed.
+    proc = _cli(str(inv), "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "PLAY Install the NVIDIA software stack on GPU nodes" in out
+    assert "PLAY Prepare Slurm compute nodes" in out
+    assert "nvidia_driver : Install the driver packages pinned to 535.261.03" in out
+    assert "slurm_client : Install slurmd and munge  ok=0 changed=1" in out  # predicted, not done
+    assert "ansible-playbook: successful" in out
+    header = next(line for line in out.splitlines() if "unreachable" in line and "host" in line)
+    assert all(col in header for col in ("ok", "changed", "failed", "skipped"))
+    row = next(line for line in out.splitlines() if line.strip("│┃ ").startswith(HOST))
+    assert int(row.split("│")[3]) > 0  # the changed column: a fresh node has work to do
     assert in_root(rootfs, "dpkg-query", "-W", "nvidia-smi").returncode != 0, "check mode installed the driver"
     assert not (rootfs / "usr/share/nvidia/nvswitch/fabricmanager.cfg").exists()
 
+    # 2. The real run, then a second one that must change nothing.
     first, text = _run(inv)
     assert first.ok, text
     assert first.hosts[HOST].changed >= 10, text
-
     second, text = _run(inv)
     assert second.ok, text
     assert second.hosts[HOST].changed == 0, text
@@ -64,8 +80,7 @@ def test_site_check_then_apply_then_idempotent(tmp_path, rootfs, fact_cache):
         assert in_root(rootfs, "systemctl", "is-enabled", unit).stdout.strip() == "enabled", unit
 
     # Files the roles render, with the plan's values in them.
-    blacklist = (rootfs / "etc/modprobe.d/blacklist-nouveau.conf").read_text()
-    assert "blacklist nouveau" in blacklist
+    assert "blacklist nouveau" in (rootfs / "etc/modprobe.d/blacklist-nouveau.conf").read_text()
     fm = (rootfs / "usr/share/nvidia/nvswitch/fabricmanager.cfg").read_text()
     assert f"NVIDIA Fabric Manager {DRIVER}" in fm and "FABRIC_MODE=0" in fm
     assert "CUDA_HOME=/usr/local/cuda-12.2" in (rootfs / "etc/profile.d/cuda.sh").read_text()
@@ -78,47 +93,10 @@ def test_site_check_then_apply_then_idempotent(tmp_path, rootfs, fact_cache):
     assert not (rootfs / "etc/nvidia-imex").exists()
     assert not (rootfs / "etc/modules-load.d/nvlsm.conf").exists()
 
-
-def test_configure_cli_check_shows_progress_and_summary(tmp_path, rootfs, fact_cache):
-    inv = chroot_inventory(tmp_path / "out", {HOST: rootfs})
-    proc = subprocess.run([sys.executable, "-m", "aifactory", "configure", str(inv), "--check"],
-                          capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    # Progress: each play and one line per finished task, with its tallies.
-    assert "PLAY Install the NVIDIA software stack on GPU nodes" in out
-    assert "PLAY Prepare Slurm compute nodes" in out
-    assert "nvidia_driver : Install the driver packages pinned to 535.261.03" in out
-    assert "slurm_client : Install slurmd and munge  ok=0 changed=1" in out
-    # Summary: the per-host table.
-    assert "ansible-playbook: successful" in out
-    header = next(line for line in out.splitlines() if "unreachable" in line and "host" in line)
-    assert all(col in header for col in ("ok", "changed", "failed", "skipped"))
-    assert any(line.strip("│┃ ").startswith(HOST) for line in out.splitlines())
-
-
-def test_configure_names_the_failed_host(tmp_path, rootfs, fact_cache):
-    # gpu-0002's NSCQ does not match its fabric manager: the nvidia_fabric role must refuse it.
-    inv = chroot_inventory(tmp_path / "out", {"gpu-0001": rootfs, "gpu-0002": rootfs},
-                           extra={"gpu-0002": {"nvidia_fabric_nscq_version": "535.1.1"}},
-                           factory=HERE / "two-nodes.yaml")
-    proc = subprocess.run([sys.executable, "-m", "aifactory", "configure", str(inv), "--tags", "fabric"],
-                          capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "site.yml failed on 1 host(s): gpu-0002" in proc.stderr
-    assert "gpu-0002: nvidia_fabric : Fail when fabric manager and NSCQ do not match exactly" in proc.stdout
-    assert "gpu-0001" not in proc.stderr
-
-
-def test_health_gate_fails_a_node_without_gpus_and_reports_it(tmp_path, rootfs, fact_cache):
-    """gpu_health against a node whose nvidia-smi cannot reach a GPU (the chroot has no driver)."""
-    inv = chroot_inventory(tmp_path / "out", {HOST: rootfs})
-    in_root(rootfs, "apt-get", "update", "-qq")
+    # 3. The health gate: the real nvidia-smi from non-free, with no GPU or kernel module behind it,
+    # must fail the node and say why, in the output and in the per-node report.
     report = tmp_path / "health"
     report.mkdir()
-    # The real nvidia-smi from Debian non-free, with no kernel module to talk to.
-    result, text = _run(inv, "site.yml", tags="driver")
-    assert result.ok, text
     health, text = _run(inv, "health.yml",
                         extravars={"gpu_health_report_dir": str(report), "gpu_health_dcgm_level": 0})
     assert health.failed_hosts == [HOST], text
@@ -126,4 +104,16 @@ def test_health_gate_fails_a_node_without_gpus_and_reports_it(tmp_path, rootfs, 
     data = json.loads((report / f"{HOST}.json").read_text())
     assert data["healthy"] is False and data["host"] == HOST
     assert data["failures"][0].startswith("nvidia-smi failed")
-    assert any("NVLink" in f or "fabric" in f for f in data["failures"][1:]), data["failures"]
+    assert any("NVLink" in f for f in data["failures"]) and any("fabric" in f for f in data["failures"]), data
+
+
+def test_configure_names_the_failed_host(tmp_path, rootfs, fact_cache):
+    # gpu-0002's NSCQ does not match its fabric manager: the nvidia_fabric role must refuse it.
+    inv = chroot_inventory(tmp_path / "out", {"gpu-0001": rootfs, "gpu-0002": rootfs},
+                           extra={"gpu-0002": {"nvidia_fabric_nscq_version": "535.1.1"}},
+                           factory=HERE / "two-nodes.yaml")
+    proc = _cli(str(inv), "--tags", "fabric")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "site.yml failed on 1 host(s): gpu-0002" in proc.stderr
+    assert "gpu-0002: nvidia_fabric : Fail when fabric manager and NSCQ do not match exactly" in proc.stdout
+    assert "gpu-0001" not in proc.stderr
