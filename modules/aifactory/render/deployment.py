@@ -9,6 +9,14 @@ A manifest (``.aifactory-render.json``) records a digest of every input and of e
 written. When the inputs are unchanged and the files on disk still hash to the manifest,
 a rerun renders nothing at all: that is what makes a no-change run of a 100,000-node factory
 cost milliseconds. ``--check`` compares the same way and writes nothing.
+
+What an interrupted render (a full disk, a kill, a power cut) leaves behind: every file is wholly
+the previous version or wholly the new one, never a mix, and a failed write removes its temporary
+file. The directory as a whole may hold some new files and some old ones, so before the first
+change the manifest is replaced by one that matches no input and lists every file either render
+owns; the final manifest is written last. Until then ``--check`` compares every file (and reports
+the drift) and a rerun of the new spec, or of the previous one, finishes or undoes the change,
+removing files that only the interrupted render wrote. An ``OSError`` becomes one-line error.
 """
 
 from __future__ import annotations
@@ -161,11 +169,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            # Name the file being written, not the temporary one (the same OSError subclass).
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -180,6 +191,18 @@ def render(plan: Plan, factory: Factory, out: Path | str, *, check: bool = False
            catalog: Catalog | None = None, spec_name: str | None = None) -> RenderResult:
     """Render into ``out`` (or, with ``check``, only compare); see the module docstring."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AifactoryError(f"{out}: exists and is not a folder")
+    try:
+        return _render(plan, factory, out, check, catalog, spec_name)
+    except OSError as exc:
+        where = exc.filename or out
+        raise AifactoryError(f"{where}: {exc.strerror or exc}; files written before it are complete, the others "
+                             f"unchanged; rerun to finish (--check lists what differs)") from None
+
+
+def _render(plan: Plan, factory: Factory, out: Path, check: bool, catalog: Catalog | None,
+            spec_name: str | None) -> RenderResult:
     result = RenderResult()
     key = input_key(plan, factory, spec_name)
     manifest = _read_manifest(out)
@@ -197,26 +220,35 @@ def render(plan: Plan, factory: Factory, out: Path | str, *, check: bool = False
     files = build_files(plan, factory, catalog, spec_name)
     encoded = {rel: text.encode("utf-8") for rel, text in files.items()}
     digests = {rel: _digest(data) for rel, data in encoded.items()}
-    for rel, data in encoded.items():
+    to_write = []
+    for rel in encoded:
         current = _hash_file(out / rel)
         if current == digests[rel]:
             result.unchanged += 1
         elif check:
             (result.missing if current is None else result.changed).append(rel)
         else:
-            _atomic_write(out / rel, data)
-            result.written.append(rel)
+            to_write.append(rel)
     if check:
         result.extra = sorted(disk - set(encoded))
         return result
-    # Remove files an earlier render wrote that this plan no longer has (a pool was removed);
-    # files someone else put here are left alone.
-    for rel in sorted(set(manifest.get("files", {})) - set(encoded)):
+    # Files an earlier render wrote that this plan no longer has (a pool was removed); files
+    # someone else put here are left alone.
+    old_files = manifest.get("files", {})
+    to_remove = [rel for rel in sorted(set(old_files) - set(encoded)) if (out / rel).is_file()]
+    if to_write or to_remove:
+        # Unfinished from here on: no input matches (so nothing is taken from the cache) and
+        # every file either render owns is listed (so a rerun of either spec removes the other's).
+        pending = {"input": None, "files": {**old_files, **digests}}
+        _atomic_write(out / MANIFEST, (json.dumps(pending, indent=1, sort_keys=True) + "\n").encode())
+    for rel in to_write:
+        _atomic_write(out / rel, encoded[rel])
+        result.written.append(rel)
+    for rel in to_remove:
         path = out / rel
-        if path.is_file():
-            path.unlink()
-            result.removed.append(rel)
-            _prune(path.parent, out)
+        path.unlink()
+        result.removed.append(rel)
+        _prune(path.parent, out)
     new_manifest = json.dumps({"input": key, "files": digests}, indent=1, sort_keys=True) + "\n"
     if (out / MANIFEST).exists() is False or (out / MANIFEST).read_text(encoding="utf-8") != new_manifest:
         _atomic_write(out / MANIFEST, new_manifest.encode())
