@@ -22,6 +22,14 @@ class PlanFormat(str, Enum):
     markdown = "markdown"
 
 
+def _console(**kw):
+    """A rich console; when the output is a log rather than a terminal, wide enough that tables
+    keep their columns instead of folding every cell."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160, **kw)
+
+
 def _err(text: str) -> None:
     sys.stderr.write(text + "\n")
 
@@ -75,9 +83,7 @@ def plan(file: Path = typer.Argument(..., help="factory.yaml"),
     elif format is PlanFormat.markdown:
         sys.stdout.write(report.to_markdown(result))
     else:
-        from rich.console import Console
-
-        report.print_table(result, Console())
+        report.print_table(result, _console())
 
 
 @app.command()
@@ -134,9 +140,7 @@ def preview(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (sta
         for w in result.warnings:
             _err(f"warning: {w}")
     else:
-        from rich.console import Console
-
-        offline.print_table(result, Console())
+        offline.print_table(result, _console())
     if policy:
         from .policy import RULES, evaluate
 
@@ -173,12 +177,9 @@ def up(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (stacks/<
 
 
 def _lab_up(stack_dir: Path) -> None:
-    from rich.console import Console
-
     from . import lab
 
-    # one line per task; tables keep their columns when the output is a CI log, not a terminal
-    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+    console = _console(soft_wrap=True)  # one line per task
     try:
         result = lab.up(stack_dir, console=console)
     except SpecError as exc:
@@ -294,8 +295,6 @@ def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifa
               skip_tags: Optional[str] = typer.Option(None, "--skip-tags", help="skip tasks with these tags"),
               extra: Optional[list[str]] = typer.Option(None, "--extra-vars", "-e", help="KEY=VALUE, repeatable")) -> None:
     """Configure nodes: run a playbook with live progress and a per-host summary; exit 1 naming failed hosts."""
-    from rich.console import Console
-
     from . import configure as configuring
 
     extravars = {}
@@ -304,7 +303,7 @@ def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifa
         if not sep or not key.isidentifier():
             raise AifactoryError(f"--extra-vars {item!r}: expected KEY=VALUE")
         extravars[key] = value
-    console = Console(soft_wrap=True)  # one line per task, also in CI logs
+    console = _console(soft_wrap=True)  # one line per task, also in CI logs
     result = configuring.run(inventory, playbook, check=check, limit=limit, tags=tags, skip_tags=skip_tags,
                              extravars=extravars, console=console)
     console.print(configuring.summary_table(result))
