@@ -38,7 +38,7 @@ def time_command(cmd: list[str], repeat: int = 5, **kw) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=REPO, **kw)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, **kw)
         best = min(best, time.perf_counter() - start)
     return best
 
