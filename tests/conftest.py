@@ -24,6 +24,15 @@ def require_tool(tool: str, package: str) -> str:
     pytest.skip(message)
 
 
+def need_root() -> None:
+    """Tests that chroot or debootstrap: fail in CI when not root, skip elsewhere."""
+    if os.geteuid() != 0:
+        message = "needs root (chroot, debootstrap): run the slow tests as root"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

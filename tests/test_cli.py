@@ -62,3 +62,17 @@ def test_catalog_listing():
     assert out.returncode == 0 and "p5.48xlarge" in out.stdout and "gb200-nvl72" in out.stdout
     bad = cli("catalog", "nope")
     assert bad.returncode == 1 and "unknown catalog table" in bad.stderr
+
+
+def test_cloud_sdk_errors_are_one_line(stacks, tmp_path):
+    """No AWS credentials: preflight says so in one line, never a botocore traceback."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true", HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "aifactory", "preflight", str(stacks / "aws-p5" / "factory.yaml")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "aifactory: AWS: Unable to locate credentials" in out.stderr

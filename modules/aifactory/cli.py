@@ -357,6 +357,13 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("aifactory: interrupted")
         sys.exit(130)
+    except Exception as exc:
+        # Cloud SDK failures (no credentials, a bad region or endpoint, an API refusal) are the
+        # user's to fix, not a defect: one line, like every other expected failure.
+        if type(exc).__module__.split(".")[0] in ("botocore", "boto3"):
+            _err(f"aifactory: AWS: {exc}")
+            sys.exit(1)
+        raise
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ class Finding:
 
     def render(self) -> str:
         where = f"{self.file}:{self.line}" if self.file else "<spec>"
-        text = f"{where}: {format_path(self.path)}: {self.message}"
-        if self.severity == "warning":
-            text = f"{where}: warning: {format_path(self.path)}: {self.message}"
+        # warnings keep the FILE:LINE: path: message shape that tools parse; the word leads the message
+        prefix = "warning: " if self.severity == "warning" else ""
+        text = f"{where}: {format_path(self.path)}: {prefix}{self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
         if self.check:

@@ -9,38 +9,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aifactory import lab
 from aifactory import plan as planning
 from aifactory import spec
 from aifactory.configure.rootfs import default_cache_dir, ensure_rootfs
 from aifactory.inventory import build_files, write_files
-from tests.conftest import IN_CI, require_tool
+from tests.conftest import need_root, require_tool
 
 HERE = Path(__file__).resolve().parent
 FACTORY = HERE / "factory.yaml"
 
-# Debian has no packages for these (NVIDIA's repository is not reachable from CI): the roles
-# write their configuration and leave the packages to the image, as on a baked golden image.
-# The driver comes from Debian non-free, userspace only: a root filesystem has no kernel of its own.
-CHROOT_VARS = {
-    "ansible_connection": "community.general.chroot",
-    "ansible_become": False,
-    "ansible_python_interpreter": "/usr/bin/python3",
-    "nvidia_driver_source": "distro",
-    "nvidia_driver_kernel_modules": False,
-    "cuda_toolkit_install": False,
-    "nvidia_container_toolkit_install": False,
-    "dcgm_install": False,
-    "nccl_install": False,
-    "nvidia_fabric_install": False,
-}
-
-
-def need_root() -> None:
-    if os.geteuid() != 0:
-        message = "needs root (chroot, debootstrap): run the slow tests as root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+# The lab provider's connection and install settings: what Debian ships is installed, what only
+# NVIDIA's repository carries is configured (see aifactory.lab).
+CHROOT_VARS = lab.CHROOT_VARS
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,15 +10,7 @@ import pytest
 import yaml
 
 from aifactory import lab, plan, spec
-from tests.conftest import IN_CI, require_tool
-
-
-def need_root():
-    if os.geteuid() != 0:
-        message = "needs root (chroot, debootstrap): run the slow tests as root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+from tests.conftest import need_root, require_tool
 
 
 def test_upstream_version_drops_epoch_and_revision():
@@ -53,6 +44,15 @@ def test_up_converges_matches_the_lock_and_tears_down(repo, tmp_path):
     shutil.copy(repo / "stacks/lab/factory.yaml", stack / "factory.yaml")
     cli = [sys.executable, "-m", "aifactory"]
 
+    try:
+        _up_twice(cli, stack)
+    finally:
+        down = subprocess.run([*cli, "down", str(stack)], capture_output=True, text=True)
+    assert down.returncode == 0 and "removed 2 lab node(s)" in down.stdout
+    assert not lab.state_dir(stack).exists()
+
+
+def _up_twice(cli, stack):
     first = subprocess.run([*cli, "up", str(stack)], capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "all nodes healthy" in first.stdout and "6/6 done" in first.stdout
@@ -73,7 +73,5 @@ def test_up_converges_matches_the_lock_and_tears_down(repo, tmp_path):
     assert second.returncode == 0, second.stdout[-3000:]
     assert "converged: zero changes" in second.stdout
     assert "0 config file(s) written" in second.stdout
-
-    down = subprocess.run([*cli, "down", str(stack)], capture_output=True, text=True)
-    assert down.returncode == 0 and "removed 2 lab node(s)" in down.stdout
-    assert not lab.state_dir(stack).exists()
+    for node in nodes:  # nothing stays mounted inside the stack folder between runs
+        assert not lab._mounted(node.root / "proc")

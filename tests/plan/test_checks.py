@@ -82,6 +82,8 @@ CASES = [
     ("fabric-compat", lambda s: s["fabrics"][0].update(switch="sn5600"), ("fabrics", 0, "switch"),
      "ethernet switch"),
     ("fill", lambda s: s["pools"][1].update(nodes="fill"), ("pools", 1, "nodes"), "cloud pools have none"),
+    ("admin-access", lambda s: s.update(access={"admin_cidrs": ["10.0.0.0/8", "0.0.0.0/0"]}),
+     ("access", "admin_cidrs", 1), "whole internet"),
     ("driver-branch", lambda s: s["software"].update(driver_branch="999"), ("software", "driver_branch"),
      "unknown driver branch"),
     ("driver-branch", lambda s: s["software"].update(driver_branch="595"), ("software", "driver_branch"),
@@ -126,11 +128,13 @@ def test_check_fails_with_located_error(check, mutation, path, words):
     assert f is not None, [x.render() for x in found]
     assert words in f.message, f.render()
     assert f.hint, "every error says how to fix it"
-    key = path[-1] if isinstance(path[-1], str) else path[-2]
-    if f.path in result_lines(text):
-        assert key in text.splitlines()[f.line - 1], (f.line, f.render())
+    lines = result_lines(text)
+    if f.path in lines and isinstance(path[-1], int):  # a list item: its own line
+        assert f.line == lines[f.path]
+    elif f.path in lines:
+        assert path[-1] in text.splitlines()[f.line - 1], (f.line, f.render())
     else:  # a missing field points at the mapping that lacks it
-        assert f.line == result_lines(text)[f.path[:-1]]
+        assert f.line == lines[f.path[:-1]]
     assert f.render().startswith(f"f.yaml:{f.line}: ")
 
 

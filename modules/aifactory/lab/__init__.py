@@ -14,6 +14,7 @@ the rest, exactly as they would on a node whose image carries those packages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -135,16 +136,30 @@ def _mounted(path: Path) -> bool:
 
 
 def provision(nodes: list[LabNode], cache_dir: Path, say=print) -> None:
-    """One root filesystem per node, from the cached debootstrap tarball; /proc mounted."""
+    """One root filesystem per node, from the cached debootstrap tarball."""
     from ..configure.rootfs import ensure_rootfs
 
     for node in nodes:
         fresh = not (node.root / "etc" / "debian_version").is_file()
         ensure_rootfs(node.root, cache_dir)
-        proc = node.root / "proc"
-        if not _mounted(proc):
-            subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True, capture_output=True)
         say(f"  node {node.name}: {'created' if fresh else 'present'} ({node.root})")
+
+
+@contextlib.contextmanager
+def proc_mounted(nodes: list[LabNode]):
+    """/proc inside every node while maintainer scripts and Ansible run there, and only then:
+    a mount left behind would sit inside the stack folder for every find, grep or clean."""
+    mounted = []
+    try:
+        for node in nodes:
+            proc = node.root / "proc"
+            if not _mounted(proc):
+                subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True, capture_output=True)
+                mounted.append(proc)
+        yield
+    finally:
+        for proc in mounted:
+            subprocess.run(["umount", "-l", str(proc)], check=False, capture_output=True)
 
 
 def lab_inventory(deploy: Path, state: Path, nodes: list[LabNode]) -> Path:
@@ -245,7 +260,8 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
     lap("render")
 
     say("[bold]4/6 configure[/] site.yml through ansible-runner")
-    result = configure.run(inventory, "site.yml", console=console, artifacts_dir=state / "runner")
+    with proc_mounted(nodes):
+        result = configure.run(inventory, "site.yml", console=console, artifacts_dir=state / "runner")
     console.print(configure.summary_table(result))
     changed = sum(h.changed for h in result.hosts.values())
     lap("configure")
@@ -291,10 +307,11 @@ def down(stack_dir: Path | str, say=print) -> int:
         return 0
     require_root()
     nodes = sorted((state / "nodes").glob("*")) if (state / "nodes").is_dir() else []
-    for root in nodes:
-        for mount in ("proc",):
-            if _mounted(root / mount):
-                subprocess.run(["umount", "-l", str(root / mount)], check=False)
+    for root in nodes:  # a run that was killed mid-configure may have left /proc mounted
+        if _mounted(root / "proc"):
+            subprocess.run(["umount", "-l", str(root / "proc")], check=False)
+            if _mounted(root / "proc"):
+                raise AifactoryError(f"{root / 'proc'} is still mounted; unmount it, then run down again")
     shutil.rmtree(state)
     say(f"{stack_dir}: removed {len(nodes)} lab node(s) and {state}")
     return len(nodes)

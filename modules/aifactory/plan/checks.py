@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, NamedTuple, Optional
 
 from ..catalog import ONPREM_FABRICS, Catalog, System, version_key
@@ -36,7 +36,7 @@ class Context:
     pools: Optional[list[PoolPlan]] = None
     fabrics: Optional[list[FabricPlan]] = None
     sites: Optional[list[SitePower]] = None
-    today: _dt.date = _dt.date.today()
+    today: _dt.date = field(default_factory=_dt.date.today)
 
     def system(self, pool) -> System | None:
         return self.catalog.system(pool.system)
@@ -197,6 +197,14 @@ def fabric_compat(ctx: Context):
                         "remove subnet_manager")
 
 
+@check("admin-access", "refs")
+def admin_access(ctx: Context):
+    for i, cidr in enumerate(ctx.factory.access.admin_cidrs):
+        if cidr.endswith("/0"):
+            yield Issue(("access", "admin_cidrs", i), f"{cidr} opens SSH to the whole internet",
+                        "list the admin networks or a bastion's address; nodes never take public SSH")
+
+
 @check("fill", "refs")
 def fill(ctx: Context):
     sites = {s.name: s for s in ctx.factory.sites}
@@ -257,8 +265,8 @@ def cuda_driver(ctx: Context):
         return
     driver = version_key(lock.driver)
     if driver < version_key(cuda.compat_min_driver):
-        yield Issue(_sw(ctx, "cuda"), f"CUDA {cuda.cuda} needs driver >= {cuda.min_driver}; "
-                    f"the lock has {lock.driver}",
+        yield Issue(_sw(ctx, "cuda"), f"CUDA {cuda.cuda} needs driver >= {cuda.compat_min_driver} (its own "
+                    f"minimum is {cuda.min_driver}); the lock has {lock.driver}",
                     f"raise driver_branch, or use a CUDA release the driver supports")
     elif driver < version_key(cuda.min_driver):
         yield Issue(_sw(ctx, "cuda"), f"CUDA {cuda.cuda} runs on driver {lock.driver} only through minor-version "

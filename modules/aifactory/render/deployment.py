@@ -83,15 +83,16 @@ def lock(plan: Plan, catalog: Catalog) -> dict:
     }
 
 
-def _plan_json(plan: Plan, spec_name: str | None) -> str:
+def _plan_data(plan: Plan) -> dict:
+    """The plan as rendered: without its warnings, which depend on the day the render runs
+    (a driver branch passing end of life) and not on the spec; `aifactory plan` prints them."""
     data = plan.to_dict()
-    if spec_name:
-        # Warnings start with the spec's path as given on the command line; keep only its name
-        # so the file is the same on every machine and from every working directory.
-        base = os.path.basename(spec_name)
-        data["warnings"] = [w.replace(spec_name, base, 1) if w.startswith(spec_name) else w
-                            for w in data["warnings"]]
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    data.pop("warnings", None)
+    return data
+
+
+def _plan_json(plan: Plan, spec_name: str | None) -> str:
+    return json.dumps(_plan_data(plan), indent=2, sort_keys=True) + "\n"
 
 
 def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
@@ -128,7 +129,7 @@ def _digest(data: bytes) -> str:
 def input_key(plan: Plan, factory: Factory, spec_name: str | None) -> str:
     """Digest of everything the output depends on: plan, spec, templates and renderer code."""
     h = hashlib.sha256()
-    h.update(json.dumps(plan.to_dict(), sort_keys=True).encode())
+    h.update(json.dumps(_plan_data(plan), sort_keys=True).encode())
     h.update(factory.model_dump_json().encode())
     h.update(os.path.basename(spec_name or "").encode())
     roots = [templates_dir(), _PACKAGE / "render", _PACKAGE / "inventory", _PACKAGE / "catalog" / "data"]
