@@ -91,10 +91,6 @@ def _plan_data(plan: Plan) -> dict:
     return data
 
 
-def _plan_json(plan: Plan, spec_name: str | None) -> str:
-    return json.dumps(_plan_data(plan), indent=2, sort_keys=True) + "\n"
-
-
 def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
                 spec_name: str | None = None) -> dict[str, str]:
     """Relative path -> content of the whole deployment directory."""
@@ -103,7 +99,7 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
 
     catalog = catalog or load_catalog()
     files: dict[str, str] = {}
-    files["plan.json"] = _plan_json(plan, spec_name)
+    files["plan.json"] = json.dumps(_plan_data(plan), indent=2, sort_keys=True) + "\n"
     files["versions.lock.json"] = json.dumps(lock(plan, catalog), indent=2, sort_keys=True) + "\n"
     for rel, text in inventory.build_files(plan, factory).items():
         files[rel if rel.startswith("inventory/") else f"inventory/{rel}"] = text
