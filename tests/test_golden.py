@@ -45,4 +45,8 @@ def test_golden(case, request):
 
 
 def test_cases_cover_the_example_stacks():
-    assert {"lab", "aws-p5", "multicloud", "superpod-h100"} <= set(CASES)
+    stacks = GOLDEN.parent.parent / "stacks"
+    for case in ("lab", "aws-p5", "multicloud", "superpod-h100"):
+        assert case in CASES
+        # the golden case is the example stack itself, not a copy that drifted from it
+        assert (GOLDEN / case / "factory.yaml").read_bytes() == (stacks / case / "factory.yaml").read_bytes(), case
