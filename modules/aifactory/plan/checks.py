@@ -324,30 +324,27 @@ def fabric_manager(ctx: Context):
                         "remove software.fabric_manager", "warning")
 
 
+def _required_daemon(ctx: Context, field: str, needed: str, unneeded: str):
+    """A daemon that some systems require (``System.<field>``) and the spec may switch off or on."""
+    wanted = getattr(ctx.factory.software, field)
+    needs = [(i, s) for i, _, s in ctx.nvidia_pools() if getattr(s, field)]
+    if needs and wanted is False:
+        i, system = needs[0]
+        yield Issue(("software", field), f"{system.id} (pools[{i}]) {needed}", f"remove {field}: false")
+    if wanted and not needs:
+        yield Issue(("software", field), unneeded, f"remove {field}: true", "warning")
+
+
 @check("nvlsm", "software")
 def nvlsm(ctx: Context):
-    sw = ctx.factory.software
-    needs = [(i, s) for i, _, s in ctx.nvidia_pools() if s.nvlsm]
-    if needs and sw.nvlsm is False:
-        i, system = needs[0]
-        yield Issue(("software", "nvlsm"), f"{system.id} (pools[{i}]) needs NVLSM, the NVLink subnet manager "
-                    "started with the fabric manager on HGX B200 and later", "remove nvlsm: false")
-    if sw.nvlsm and not needs:
-        yield Issue(("software", "nvlsm"), "no pool needs NVLSM (HGX/DGX B200 and later only)",
-                    "remove nvlsm: true", "warning")
+    return _required_daemon(ctx, "nvlsm", "needs NVLSM, the NVLink subnet manager started with the fabric "
+                            "manager on HGX B200 and later", "no pool needs NVLSM (HGX/DGX B200 and later only)")
 
 
 @check("imex", "software")
 def imex(ctx: Context):
-    sw = ctx.factory.software
-    needs = [(i, s) for i, _, s in ctx.nvidia_pools() if s.imex]
-    if needs and sw.imex is False:
-        i, system = needs[0]
-        yield Issue(("software", "imex"), f"{system.id} (pools[{i}]) is an NVLink multi-node system; its "
-                    "compute trays need nvidia-imex", "remove imex: false")
-    if sw.imex and not needs:
-        yield Issue(("software", "imex"), "no pool spans an NVLink multi-node domain; IMEX has nothing to do",
-                    "remove imex: true", "warning")
+    return _required_daemon(ctx, "imex", "is an NVLink multi-node system; its compute trays need nvidia-imex",
+                            "no pool spans an NVLink multi-node domain; IMEX has nothing to do")
 
 
 @check("dcgm", "software")
