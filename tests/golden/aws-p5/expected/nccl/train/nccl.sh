@@ -2,6 +2,5 @@
 # /etc/profile.d/nccl.sh: the same settings as /etc/nccl.conf, for launchers that read only
 # the environment (containers, mpirun -x).
 export FI_EFA_USE_HUGE_PAGE=0
-export FI_PROVIDER=efa
 export NCCL_NET_PLUGIN=aws-ofi
 export NCCL_SOCKET_IFNAME='^docker,lo,veth'
