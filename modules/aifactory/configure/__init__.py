@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -225,31 +226,42 @@ def run(inventory: Path | str, playbook: str = "site.yml", *, check: bool = Fals
     }
     env.update(envvars or {})
     cmdline = ["--check", "--diff"] if check else []
-    with Progress(console) as progress:
-        runner = ansible_runner.run(
-            private_data_dir=str(private),
-            project_dir=str(project),
-            playbook=playbook,
-            inventory=str(_inventory_path(Path(inventory))),
-            cmdline=shlex.join(cmdline) if cmdline else None,
-            limit=limit,
-            tags=tags,
-            skip_tags=skip_tags,
-            extravars=extravars or {},
-            envvars=env,
-            event_handler=progress,
-            # ansible-runner caches facts per run by default; an absolute path keeps ansible.cfg's
-            # intent (facts reused between runs, so `gathering = smart` skips known hosts).
-            fact_cache=os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION",
-                                      str(Path.home() / ".cache" / "aifactory" / "facts")),
-            fact_cache_type="jsonfile",
-            quiet=True,
-            settings={"suppress_ansible_output": True},
-        )
-    tail = ""
     try:
-        tail = runner.stdout.read()[-4000:]
-    except (AttributeError, OSError, ValueError):  # stdout is gone once artifacts are cleaned
-        pass
-    return RunResult(status=runner.status, rc=runner.rc, hosts=_summaries(progress.stats or runner.stats or {}),
-                     failures=progress.failures, artifacts=Path(runner.config.artifact_dir), output_tail=tail)
+        with Progress(console) as progress:
+            runner = ansible_runner.run(
+                private_data_dir=str(private),
+                project_dir=str(project),
+                playbook=playbook,
+                inventory=str(_inventory_path(Path(inventory))),
+                cmdline=shlex.join(cmdline) if cmdline else None,
+                limit=limit,
+                tags=tags,
+                skip_tags=skip_tags,
+                extravars=extravars or {},
+                envvars=env,
+                event_handler=progress,
+                # ansible-runner caches facts per run by default; an absolute path keeps ansible.cfg's
+                # intent (facts reused between runs, so `gathering = smart` skips known hosts).
+                fact_cache=os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION",
+                                          str(Path.home() / ".cache" / "aifactory" / "facts")),
+                fact_cache_type="jsonfile",
+                quiet=True,
+                settings={"suppress_ansible_output": True},
+            )
+        tail = ""
+        try:
+            tail = runner.stdout.read()[-4000:]
+        except (AttributeError, OSError, ValueError):  # stdout is gone once artifacts are cleaned
+            pass
+        return RunResult(status=runner.status, rc=runner.rc, hosts=_summaries(progress.stats or runner.stats or {}),
+                         failures=progress.failures, output_tail=tail,
+                         artifacts=Path(runner.config.artifact_dir) if artifacts_dir else None)
+    finally:
+        # ansible-runner writes the whole process environment (cloud keys, tokens) to
+        # artifacts/<id>/command and the extra vars to env/extravars. Our own temporary folder goes
+        # entirely; in a folder the caller chose, the environment copy goes and the rest stays.
+        if artifacts_dir is None:
+            shutil.rmtree(private, ignore_errors=True)
+        else:
+            for copy in private.glob("artifacts/*/command"):
+                copy.unlink(missing_ok=True)
