@@ -110,10 +110,57 @@ def test_services_are_only_started_where_systemd_runs():
 def test_fabric_manager_and_nscq_follow_the_driver_version():
     defaults = yaml.safe_load((PLAYBOOKS / "roles/nvidia_fabric/defaults/main.yml").read_text())
     assert defaults["nvidia_fabric_nscq_version"] == "{{ nvidia_fabric_manager_version }}"
-    assert defaults["nvidia_fabric_imex_version"] == "{{ nvidia_fabric_manager_version }}"
     driver = yaml.safe_load((PLAYBOOKS / "roles/nvidia_driver/defaults/main.yml").read_text())
     assert defaults["nvidia_fabric_manager_version"] == driver["nvidia_driver_version"]
     assert defaults["nvidia_fabric_manager_package"].endswith(driver["nvidia_driver_branch"])
+
+
+NVL72_590 = """
+name: nvl
+software: {driver_branch: "590"}
+sites: [{name: hall, power_mw: 2, pue: 1.2, rack_kw: 140}]
+pools: [{name: nvl, site: hall, provider: onprem, system: gb200-nvl72, nodes: 36}]
+"""
+
+
+def test_imex_follows_the_driver_and_lists_its_nvlink_domain(tmp_path):
+    """NVL72 pools have no fabric manager: IMEX's version and package still follow the driver
+    (R590: unversioned names), as versions.lock.json says, and each host's peers are its domain."""
+    import json
+
+    from aifactory import inventory, plan, spec
+    from aifactory.catalog import load as load_catalog
+    from aifactory.render.deployment import lock
+
+    loaded = spec.load_string(NVL72_590)
+    built = plan.build(loaded)
+    assert built.software.driver == "590.44.01" and built.software.fabric_manager is None
+    inventory.write_files(inventory.build_files(built, loaded.factory), tmp_path)
+    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(tmp_path / "inventory"), "--list"],
+                          capture_output=True, text=True, check=True, env=ENV)
+    hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
+    assert len(hostvars) == 36
+    packages = lock(built, load_catalog())["packages"]
+    for host, values in hostvars.items():
+        assert values["nvidia_fabric_imex_version"] == values["nvidia_driver_version"] == "590.44.01"
+        assert packages[values["nvidia_fabric_imex_package"]] == "590.44.01"
+        first = (int(host.rsplit("-", 1)[1]) - 1) // 18 * 18
+        assert values["nvidia_fabric_imex_peers"] == [f"nvl-{i:04d}" for i in range(first + 1, first + 19)]
+    assert values["nvidia_fabric_imex_package"] == "nvidia-imex"
+
+
+def test_imex_version_default_is_the_driver_version(tmp_path):
+    """Without the inventory's value the role's default resolves to the driver version."""
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "vars_files": [str(PLAYBOOKS / "roles/nvidia_fabric/defaults/main.yml")],
+        "tasks": [{"ansible.builtin.debug": {"msg": "imex={{ nvidia_fabric_imex_version }}"}}]}]))
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", str(play),
+                           "-e", "nvidia_driver_version=590.44.01"],
+                          capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "imex=590.44.01" in proc.stdout
 
 
 def test_ansible_cfg_is_tuned_for_fleets():

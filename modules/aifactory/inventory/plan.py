@@ -1,10 +1,12 @@
 """The Ansible inventory of a planned factory: hosts, groups and group_vars.
 
 Every host is listed exactly once, in its pool's group (generated names as one Ansible host
-range per pool, declared bare-metal hosts one by one); all other groups (site, provider,
+range per pool, declared bare-metal hosts one by one), or, for an NVL72 pool whose IMEX peers
+are listed, in one child group of the pool per NVLink domain; all other groups (site, provider,
 fabric, NVSwitch, NVL72, scheduler) are unions of pool groups through ``children``. Role
-variables live in group_vars (one file for the factory, one per pool), never per host, so a
-100,000-node factory is a hosts file of a few lines per pool and a handful of small files.
+variables live in group_vars (one file for the factory, one per pool, one per such NVLink
+domain), never per host, so a 100,000-node factory is a hosts file of a few lines per pool and
+a handful of small files.
 
 Group names carry a prefix (``pool_``, ``site_``, ``provider_``) so that a pool called ``efa``
 or ``all`` can never collide with a role group or one of Ansible's own; ``-`` becomes ``_``
@@ -20,6 +22,7 @@ import yaml
 
 from ..catalog import Catalog
 from ..catalog import load as load_catalog
+from ..plan import software
 from ..plan.model import Plan, PoolPlan
 from ..spec.models import Factory, Pool
 
@@ -41,6 +44,11 @@ FABRIC_GROUPS = {
 }
 RDMA_FABRICS = ("infiniband", "roce")
 NVL72_DOMAIN_GPUS = 72
+# IMEX peers (nodes_config.cfg) are listed per NVLink domain only where that is cheap: pools with
+# declared hosts (already listed one by one) and generated pools up to this many nodes (64 NVL72
+# racks: at most 64 small group_vars files). A larger generated pool gets no peers, and the
+# nvidia_fabric role stops on a running node until nvidia_fabric_imex_peers is set for it.
+IMEX_PEERS_MAX_GENERATED_NODES = 64 * 18
 
 
 def group_name(kind: str, name: str) -> str:
@@ -70,7 +78,7 @@ def _dump(data: Any) -> str:
                               allow_unicode=False, width=1000)
 
 
-def _software_vars(plan: Plan, factory: Factory) -> dict[str, Any]:
+def _software_vars(plan: Plan, factory: Factory, catalog: Catalog) -> dict[str, Any]:
     lock = plan.software
     out: dict[str, Any] = {
         "aifactory_factory": plan.name,
@@ -87,10 +95,12 @@ def _software_vars(plan: Plan, factory: Factory) -> dict[str, Any]:
     })
     if lock.cuda:
         out["cuda_toolkit_version"] = lock.cuda
-    if lock.fabric_manager:
-        out["nvidia_fabric_manager_version"] = lock.fabric_manager
-        out["nvidia_fabric_manager_package"] = lock.fabric_manager_package
-        out["nvidia_fabric_nscq_version"] = lock.libnvidia_nscq
+    packages = software.packages(lock, catalog)  # the names versions.lock.json lists
+    if "fabric_manager" in packages:
+        out["nvidia_fabric_manager_package"], out["nvidia_fabric_manager_version"] = packages["fabric_manager"]
+        out["nvidia_fabric_nscq_package"], out["nvidia_fabric_nscq_version"] = packages["nscq"]
+    if "imex" in packages:  # NVL72 pools have no fabric manager; IMEX still follows the driver
+        out["nvidia_fabric_imex_package"], out["nvidia_fabric_imex_version"] = packages["imex"]
     if lock.dcgm_package:
         out["dcgm_package"] = lock.dcgm_package
         out["dcgm_major"] = lock.dcgm_major
@@ -151,6 +161,30 @@ def _role_groups(pool: PoolPlan, catalog: Catalog) -> list[str]:
     return groups
 
 
+def _imex_domains(pool: PoolPlan, spec_pool: Pool | None) -> list[list[tuple[str, str]]]:
+    """(host, IMEX peer address) per NVLink domain: consecutive compute trays in host order, as
+    Slurm's blocks; empty where peers are not listed (see IMEX_PEERS_MAX_GENERATED_NODES)."""
+    declared = spec_pool is not None and bool(spec_pool.hosts)
+    if not pool.imex or pool.nvlink_domain_gpus < NVL72_DOMAIN_GPUS or (
+            not declared and pool.nodes > IMEX_PEERS_MAX_GENERATED_NODES):
+        return []
+    if declared:
+        members = [(h.name, h.ip or h.name) for h in spec_pool.hosts]
+    else:
+        members = [(n, n) for n in host_names(pool, None)]
+    per = max(1, pool.nvlink_domain_gpus // pool.gpus_per_node)
+    return [members[i:i + per] for i in range(0, len(members), per)]
+
+
+def _domain_hosts(pool: PoolPlan, spec_pool: Pool | None, domain: list[tuple[str, str]]) -> list[str]:
+    """The domain's hosts as hosts.yml lists them: declared hosts one by one, generated ones as a range."""
+    if (spec_pool is not None and spec_pool.hosts) or len(domain) == 1:
+        return [name for name, _ in domain]
+    width = max(4, len(str(pool.nodes)))
+    first, last = (int(domain[0][0].rsplit("-", 1)[1]), int(domain[-1][0].rsplit("-", 1)[1]))
+    return [f"{pool.name}-[{first:0{width}d}:{last:0{width}d}]"]
+
+
 def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None) -> dict[str, str]:
     """Relative path -> file content for ``inventory/`` (hosts.yml and group_vars); deterministic."""
     catalog = catalog or load_catalog()
@@ -173,7 +207,18 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None) ->
                 hosts[host.name] = hv
         else:
             hosts[host_range(pool)] = None
-        children[pg] = {"hosts": hosts}
+        domains = _imex_domains(pool, spec_pool)
+        if domains:  # the pool's hosts move into one child group per NVLink domain
+            width = max(4, len(str(len(domains))))
+            children[pg] = {"children": {}}
+            for i, domain in enumerate(domains, start=1):
+                dg = group_name("nvlink", f"{pool.name}-nvl{i:0{width}d}")  # Slurm's BlockName
+                children[pg]["children"][dg] = None
+                children[dg] = {"hosts": {n: hosts.get(n) for n in _domain_hosts(pool, spec_pool, domain)}}
+                files[f"inventory/group_vars/{dg}.yml"] = _dump(
+                    {"nvidia_fabric_imex_peers": [peer for _, peer in domain]})
+        else:
+            children[pg] = {"hosts": hosts}
         member(group_name("site", pool.site), pg)
         member(group_name("provider", pool.provider), pg)
         for role_group in _role_groups(pool, catalog):
@@ -181,5 +226,5 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None) ->
         files[f"inventory/group_vars/{pg}.yml"] = _dump(_pool_vars(pool, factory, catalog))
 
     files["inventory/hosts.yml"] = _dump({"all": {"children": children}})
-    files["inventory/group_vars/all.yml"] = _dump(_software_vars(plan, factory))
+    files["inventory/group_vars/all.yml"] = _dump(_software_vars(plan, factory, catalog))
     return dict(sorted(files.items()))

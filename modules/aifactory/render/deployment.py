@@ -31,6 +31,7 @@ from pathlib import Path
 from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..errors import AifactoryError
+from ..plan import software
 from ..plan.model import Plan
 from ..resources import templates_dir
 from ..spec.models import Factory
@@ -58,21 +59,7 @@ class RenderResult:
 def lock(plan: Plan, catalog: Catalog) -> dict:
     """Every pinned version, and the package each pin applies to."""
     sw = plan.software
-    packages = {}
-    if sw.driver:
-        flavour = "-open" if sw.open_kernel_modules else ""
-        packages[f"nvidia-driver-{sw.driver_branch}{flavour}"] = sw.driver
-    if sw.fabric_manager:
-        packages[sw.fabric_manager_package] = sw.fabric_manager
-        packages[f"libnvidia-nscq-{sw.driver_branch}"] = sw.libnvidia_nscq
-    if sw.cuda:
-        packages[f"cuda-toolkit-{sw.cuda.replace('.', '-')}"] = sw.cuda
-    if sw.nccl:
-        packages["libnccl2"] = sw.nccl
-    if sw.imex and sw.driver:
-        packages[f"nvidia-imex-{sw.driver_branch}"] = sw.driver
-    if sw.dcgm_package:
-        packages[sw.dcgm_package] = f"{sw.dcgm_major}.*"
+    packages = dict(software.packages(sw, catalog).values())
     return {
         "factory": plan.name,
         "os": sw.os,
@@ -128,7 +115,9 @@ def input_key(plan: Plan, factory: Factory, spec_name: str | None) -> str:
     h.update(json.dumps(_plan_data(plan), sort_keys=True).encode())
     h.update(factory.model_dump_json().encode())
     h.update(os.path.basename(spec_name or "").encode())
-    roots = [templates_dir(), _PACKAGE / "render", _PACKAGE / "inventory", _PACKAGE / "catalog" / "data"]
+    # plan/ holds the package naming (plan.software.packages) that the lock and inventory use.
+    roots = [templates_dir(), _PACKAGE / "render", _PACKAGE / "inventory", _PACKAGE / "plan",
+             _PACKAGE / "catalog" / "data"]
     for root in roots:
         if not root.is_dir():
             continue
