@@ -224,7 +224,9 @@ class InventorySource(str, Enum):
 
 @app.command()
 def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml (with --out)"),
-              out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder that receives inventory/"),
+              out: Optional[str] = typer.Option(None, "--out", "-o", help="folder that receives inventory/"),
+              force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
+                                         "create (its other files are left alone)"),
               source: Optional[InventorySource] = typer.Option(None, "--from", help="where to read the nodes from: aws"),
               factory: Optional[str] = typer.Option(None, "--factory", help="factory name (the aifactory:factory tag)"),
               region: Optional[list[str]] = typer.Option(None, "--region", help="AWS region (repeatable)"),
@@ -234,11 +236,13 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml (wi
     if source is None:
         if file is None or out is None:
             raise AifactoryError("inventory: give FILE --out DIR (from the plan) or --from aws --factory NAME")
+        from .files import out_dir
         from .inventory import build_files, write_files
 
+        folder = out_dir(out)
         loaded, plan = _loaded_and_planned(file)
-        written = write_files(build_files(plan, loaded.factory), out)
-        typer.echo(f"{out / 'inventory'}: {len(written)} files, {plan.totals['nodes']:,} hosts")
+        written = write_files(build_files(plan, loaded.factory), folder, force=force)
+        typer.echo(f"{folder / 'inventory'}: {len(written)} files, {plan.totals['nodes']:,} hosts")
         return
     if factory is None:
         raise AifactoryError("inventory --from aws: give --factory NAME")
@@ -249,13 +253,17 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml (wi
 
 @app.command()
 def render(file: Path = typer.Argument(..., help="factory.yaml"),
-           out: Path = typer.Option(..., "--out", "-o", help="deployment directory to write"),
-           check: bool = typer.Option(False, "--check", help="write nothing; exit 1 listing files that differ")) -> None:
+           out: str = typer.Option(..., "--out", "-o", help="deployment directory to write"),
+           check: bool = typer.Option(False, "--check", help="write nothing; exit 1 listing files that differ"),
+           force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
+                                      "create (its other files are left alone)")) -> None:
     """Render the deployment directory (inventory, Slurm, NCCL, DCGM, Prometheus, cloud-init, lock, diagrams)."""
-    from . import spec
+    from .files import out_dir
     from .render import render as render_to
 
-    result = render_to(_planned(file), spec.load(file).factory, out, check=check, spec_name=str(file))
+    out = out_dir(out)
+    loaded, planned = _loaded_and_planned(file)
+    result = render_to(planned, loaded.factory, out, check=check, spec_name=str(file), force=force)
     if check:
         for kind, paths in (("changed", result.changed), ("missing", result.missing), ("extra", result.extra)):
             for p in paths:
@@ -270,6 +278,8 @@ def render(file: Path = typer.Argument(..., help="factory.yaml"),
         typer.echo(f"wrote {out / p}")
     for p in result.removed:
         typer.echo(f"removed {out / p}")
+    for p in result.kept:
+        _err(f"warning: kept {out / p}: no longer rendered, but changed since aifactory wrote it")
     typer.echo(f"{out}: {len(result.written)} written, {len(result.removed)} removed, {result.unchanged} unchanged")
 
 
@@ -317,7 +327,7 @@ def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifa
 
 @app.command()
 def pxe(file: Path = typer.Argument(..., help="factory.yaml"),
-        out: Path = typer.Option(..., "--out", "-o", help="folder for dnsmasq.conf and the http/ tree"),
+        out: str = typer.Option(..., "--out", "-o", help="folder for dnsmasq.conf and the http/ tree"),
         server_ip: str = typer.Option(..., "--server-ip", help="the provisioning host's IPv4 on the boot network"),
         ssh_key: list[Path] = typer.Option(..., "--ssh-key", help="SSH public key file for the admin user; repeatable"),
         interface: str = typer.Option("eno1", "--interface", help="boot network interface of the provisioning host"),
@@ -327,24 +337,25 @@ def pxe(file: Path = typer.Argument(..., help="factory.yaml"),
         domain: Optional[str] = typer.Option(None, "--domain", help="DNS domain of the nodes"),
         http_port: int = typer.Option(8080, "--http-port", help="port of the HTTP server that serves http/"),
         inventory: Optional[Path] = typer.Option(None, "--inventory",
-                                                 help="JSON {node: [MACs]} or the stack's `inventory` output")) -> None:
+                                                 help="JSON {node: [MACs]} or the stack's `inventory` output"),
+        force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
+                                   "create (its other files are left alone)")) -> None:
     """Render PXE provisioning for on-prem hosts: dnsmasq (DHCP/TFTP), iPXE scripts, Ubuntu autoinstall."""
+    from .files import out_dir, read_text
     from .render.pxe import PxeSettings, read_inventory, render_pxe
 
-    plan = _planned(file)
-    from . import spec
-
+    folder = out_dir(out)
+    loaded, plan = _loaded_and_planned(file)
     keys = []
     for path in ssh_key:
-        try:
-            keys.extend(line.strip() for line in path.read_text().splitlines() if line.strip())
-        except OSError as exc:
-            raise AifactoryError(f"--ssh-key {path}: {exc.strerror}") from None
+        # An authorized_keys-style file: a few lines. A private key or a huge file is refused.
+        text = read_text(path, 64 * 1024, "--ssh-key")
+        keys.extend(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
     settings = PxeSettings(server_ip=server_ip, ssh_public_keys=tuple(keys), interface=interface, subnet=subnet,
                            gateway=gateway, dns=tuple(dns or ()), domain=domain, http_port=http_port,
                            inventory=read_inventory(inventory) if inventory else {})
-    written = render_pxe(plan, spec.load(file).factory, out, settings)
-    typer.echo(f"{out}: {len(written)} files (dnsmasq.conf, iPXE scripts, autoinstall for "
+    written = render_pxe(plan, loaded.factory, folder, settings, force=force)
+    typer.echo(f"{folder}: {len(written)} files (dnsmasq.conf, iPXE scripts, autoinstall for "
                f"{sum(1 for p in written if p.name == 'user-data')} hosts)")
 
 

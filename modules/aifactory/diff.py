@@ -8,11 +8,14 @@ the plan data alone, so a PR can compare the plan on main with the plan of the b
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Optional, Union
 
-from .errors import AifactoryError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from .errors import AifactoryError, format_path
+from .files import ReadError, read_json
 
 POOL_FIELDS = ("provider", "site", "region", "system", "gpu", "fabric", "scheduler")
 
@@ -29,19 +32,85 @@ class PlanDiff:
         return not self.lines and not self.totals
 
 
+# A plan file in a pull request is untrusted: every value diff prints is held to a shape that
+# cannot forge an output line (no line breaks or control characters) or break the arithmetic
+# (finite, non-negative numbers).
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f\x85\u2028\u2029]*$", max_length=200)]
+Count = Annotated[int, Field(ge=0, le=10**12, strict=True)]
+Amount = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Version = Optional[Union[Text, bool, Count]]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Pool(_View):
+    name: Text
+    provider: Text
+    site: Text
+    region: Optional[Text] = None
+    system: Text
+    gpu: Text
+    fabric: Optional[Text] = None
+    scheduler: Optional[Text] = None
+    nodes: Count
+    gpus: Count
+    racks: Count = 0
+    it_kw: Amount
+
+
+class _Fabric(_View):
+    name: Text
+    type: Text
+    tiers: Count
+    switches_by_tier: list[Count] = Field(max_length=16)
+    cables: Count
+
+
+class _Site(_View):
+    name: Text
+    facility_kw: Optional[Amount] = None
+    headroom_kw: Optional[float] = Field(None, ge=-1e12, le=1e12, allow_inf_nan=False)
+
+
+class _Power(_View):
+    it_kw: Amount = 0.0
+    facility_kw: Amount = 0.0
+    sites: list[_Site] = Field(default_factory=list, max_length=100_000)
+
+
+class PlanView(_View):
+    """The part of ``plan.json`` that diff reads."""
+
+    name: Text
+    pools: list[_Pool] = Field(max_length=100_000)
+    totals: dict[Text, Union[Count, Amount]]
+    power: _Power
+    software: dict[Text, Version]
+    fabrics: list[_Fabric] = Field(default_factory=list, max_length=100_000)
+
+
 def load(path: Path | str) -> dict:
+    """A plan JSON file, checked against :class:`PlanView`; a one-line error naming the file
+    and the field when it is not one."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AifactoryError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise AifactoryError(f"{path}: not a plan JSON file ({exc})") from None
-    for key in ("name", "pools", "totals", "power", "software"):
-        if not isinstance(data, dict) or key not in data:
-            raise AifactoryError(f"{path}: not a plan JSON file (missing {key!r}; "
-                                 "make one with `aifactory plan FILE --format json`)")
-    return data
+        data = read_json(path)
+    except ReadError as exc:
+        raise AifactoryError(f"{path}: not a plan JSON file ({exc.reason})") from None
+    if not isinstance(data, dict):
+        raise AifactoryError(f"{path}: not a plan JSON file (make one with `aifactory plan FILE --format json`)")
+    try:
+        view = PlanView.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = format_path(err["loc"])
+        message = ("must be one line without control characters" if err["type"] == "string_pattern_mismatch"
+                   else err["msg"].replace("Input should be", "must be"))
+        missing = " (make one with `aifactory plan FILE --format json`)" if err["type"] == "missing" else ""
+        raise AifactoryError(f"{path}: not a plan JSON file: {where}: {message}{missing}") from None
+    return view.model_dump()
 
 
 def _num(v: float) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import ansible_data
+
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 ROLES = sorted(p for p in (PLAYBOOKS / "roles").iterdir() if p.is_dir())
@@ -138,7 +140,7 @@ def test_imex_follows_the_driver_and_lists_its_nvlink_domain(tmp_path):
     inventory.write_files(inventory.build_files(built, loaded.factory), tmp_path)
     proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(tmp_path / "inventory"), "--list"],
                           capture_output=True, text=True, check=True, env=ENV)
-    hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
+    hostvars = ansible_data.load_json(proc.stdout)["_meta"]["hostvars"]
     assert len(hostvars) == 36
     packages = lock(built, load_catalog())["packages"]
     for host, values in hostvars.items():

@@ -27,6 +27,7 @@ from aifactory import plan as planning
 from aifactory import spec
 from aifactory.cli import main
 from aifactory.errors import AifactoryError
+from aifactory import files
 from aifactory.render import deployment
 from aifactory.render.deployment import MANIFEST
 
@@ -90,7 +91,7 @@ class Inject:
 
     def __init__(self, out: Path, at: int, how: str):
         self.out, self.at, self.how, self.events = out, at, how, []
-        self._write, self._unlink = deployment._atomic_write, Path.unlink
+        self._write, self._unlink = files._atomic_write, Path.unlink
 
     def _event(self, kind: str, path: Path) -> bool:
         self.events.append((kind, path.relative_to(self.out).as_posix()))
@@ -100,12 +101,12 @@ class Inject:
             raise Killed()
         return True
 
-    def write(self, path: Path, data: bytes) -> None:
+    def write(self, path: Path, data: bytes, mode: int = 0o644) -> None:
         if not self._event("write", path):
-            return self._write(path, data)
+            return self._write(path, data, mode)
         # Fail where a full disk fails: after the temporary file holds the data, at the rename.
         with mock.patch.object(os, "replace", side_effect=OSError(errno.ENOSPC, "No space left on device")):
-            self._write(path, data)
+            self._write(path, data, mode)
 
     def unlink(self, path: Path, missing_ok: bool = False) -> None:
         inside = path.is_relative_to(self.out) and not path.name.startswith(".aifactory-tmp-")
@@ -117,7 +118,7 @@ class Inject:
         def unlink(path: Path, missing_ok: bool = False) -> None:  # a plain function: binds as a method
             return self.unlink(path, missing_ok)
 
-        self._patches = [mock.patch.object(deployment, "_atomic_write", self.write),
+        self._patches = [mock.patch.object(files, "_atomic_write", self.write),
                          mock.patch.object(Path, "unlink", unlink)]
         for p in self._patches:
             p.start()
@@ -237,7 +238,7 @@ def test_interrupt_is_reported_not_traced(specs, tmp_path, capsys):
     (src, _), (dst, _) = specs["base"], specs["grown"]
     out = tmp_path / "deploy"
     _render(src, out)
-    with mock.patch.object(deployment, "_atomic_write", side_effect=KeyboardInterrupt):
+    with mock.patch.object(files, "_atomic_write", side_effect=KeyboardInterrupt):
         code, _, stderr = _cli(capsys, "render", dst, "--out", out)
     assert code == 130 and "Traceback" not in stderr, stderr
     assert not [p for p in out.rglob(".aifactory-tmp-*")]

@@ -86,14 +86,21 @@ def unique_names(ctx: Context):
                 yield Issue((field, i, "name"), f"duplicate name {item.name!r} (also {field}[{seen[item.name]}])",
                             "names must be unique: they become hostnames, groups and resource names")
             seen.setdefault(item.name, i)
-    hosts: dict[str, tuple] = {}
-    macs: dict[str, tuple] = {}
+    # A second host with the same IP would take the first one's DHCP lease and inventory address:
+    # refused like a duplicate name. (A BMC may manage several nodes of one chassis.)
+    seen_host: dict[str, dict] = {"name": {}, "mac": {}, "ip": {}}
     for i, pool in enumerate(f.pools):
         for j, host in enumerate(pool.hosts):
-            for table, key, field in ((hosts, host.name, "name"), (macs, host.mac, "mac")):
+            for field, table in seen_host.items():
+                key = getattr(host, field)
+                if key is None:
+                    continue
+                key = key.lower()
                 if key in table:
-                    yield Issue(("pools", i, "hosts", j, field), f"duplicate host {field} {key!r}",
-                                "every host needs its own name and boot MAC")
+                    a, b = table[key]
+                    yield Issue(("pools", i, "hosts", j, field),
+                                f"duplicate host {field} {key!r} (also pools[{a}].hosts[{b}])",
+                                "every host needs its own name, boot MAC and IP address")
                 table.setdefault(key, (i, j))
 
 

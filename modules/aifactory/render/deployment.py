@@ -24,10 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
+from .. import files
 from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..errors import AifactoryError
@@ -40,20 +40,7 @@ MANIFEST = ".aifactory-render.json"
 _PACKAGE = Path(__file__).resolve().parent.parent  # modules/aifactory
 
 
-@dataclass
-class RenderResult:
-    written: list[str] = field(default_factory=list)  # created or changed
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    # --check only:
-    changed: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    cached: bool = False  # inputs unchanged: nothing was rendered
-
-    @property
-    def drift(self) -> bool:
-        return bool(self.changed or self.missing or self.extra)
+RenderResult = files.SyncResult
 
 
 def lock(plan: Plan, catalog: Catalog) -> dict:
@@ -105,10 +92,6 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
     return dict(sorted(files.items()))
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def input_key(plan: Plan, factory: Factory, spec_name: str | None) -> str:
     """Digest of everything the output depends on: plan, spec, templates and renderer code."""
     h = hashlib.sha256()
@@ -127,121 +110,17 @@ def input_key(plan: Plan, factory: Factory, spec_name: str | None) -> str:
     return h.hexdigest()
 
 
-def _read_manifest(out: Path) -> dict:
-    try:
-        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) and isinstance(data.get("files"), dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _on_disk(out: Path) -> set[str]:
-    if not out.is_dir():
-        return set()
-    found = set()
-    for dirpath, _dirs, names in os.walk(out):
-        for name in names:
-            rel = os.path.relpath(os.path.join(dirpath, name), out).replace(os.sep, "/")
-            if rel != MANIFEST and not name.startswith(".aifactory-tmp-"):
-                found.add(rel)
-    return found
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".aifactory-tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            # Name the file being written, not the temporary one (the same OSError subclass).
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
-
-
-def _hash_file(path: Path) -> str | None:
-    try:
-        return _digest(path.read_bytes())
-    except FileNotFoundError:
-        return None
-
-
 def render(plan: Plan, factory: Factory, out: Path | str, *, check: bool = False,
-           catalog: Catalog | None = None, spec_name: str | None = None) -> RenderResult:
-    """Render into ``out`` (or, with ``check``, only compare); see the module docstring."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AifactoryError(f"{out}: exists and is not a folder")
-    try:
-        return _render(plan, factory, out, check, catalog, spec_name)
-    except OSError as exc:
-        where = exc.filename or out
-        raise AifactoryError(f"{where}: {exc.strerror or exc}; files written before it are complete, the others "
-                             f"unchanged; rerun to finish (--check lists what differs)") from None
+           catalog: Catalog | None = None, spec_name: str | None = None, force: bool = False) -> RenderResult:
+    """Render into ``out`` (or, with ``check``, only compare); see the module docstring.
 
-
-def _render(plan: Plan, factory: Factory, out: Path, check: bool, catalog: Catalog | None,
-            spec_name: str | None) -> RenderResult:
-    result = RenderResult()
+    The folder is written by :func:`aifactory.files.sync`: confined, locked, atomic, and it
+    removes only files an earlier render recorded. A non-empty folder that no aifactory command
+    wrote is refused unless ``force``.
+    """
     key = input_key(plan, factory, spec_name)
-    manifest = _read_manifest(out)
-    disk = _on_disk(out)
 
-    if manifest.get("input") == key:
-        expected = manifest["files"]
-        stale = [rel for rel, digest in expected.items() if _hash_file(out / rel) != digest]
-        if not stale:
-            result.cached = True
-            result.unchanged = len(expected)
-            result.extra = sorted(disk - set(expected)) if check else []
-            return result
+    def build() -> dict[str, bytes]:
+        return {rel: text.encode("utf-8") for rel, text in build_files(plan, factory, catalog, spec_name).items()}
 
-    files = build_files(plan, factory, catalog, spec_name)
-    encoded = {rel: text.encode("utf-8") for rel, text in files.items()}
-    digests = {rel: _digest(data) for rel, data in encoded.items()}
-    to_write = []
-    for rel in encoded:
-        current = _hash_file(out / rel)
-        if current == digests[rel]:
-            result.unchanged += 1
-        elif check:
-            (result.missing if current is None else result.changed).append(rel)
-        else:
-            to_write.append(rel)
-    if check:
-        result.extra = sorted(disk - set(encoded))
-        return result
-    # Files an earlier render wrote that this plan no longer has (a pool was removed); files
-    # someone else put here are left alone.
-    old_files = manifest.get("files", {})
-    to_remove = [rel for rel in sorted(set(old_files) - set(encoded)) if (out / rel).is_file()]
-    if to_write or to_remove:
-        # Unfinished from here on: no input matches (so nothing is taken from the cache) and
-        # every file either render owns is listed (so a rerun of either spec removes the other's).
-        pending = {"input": None, "files": {**old_files, **digests}}
-        _atomic_write(out / MANIFEST, (json.dumps(pending, indent=1, sort_keys=True) + "\n").encode())
-    for rel in to_write:
-        _atomic_write(out / rel, encoded[rel])
-        result.written.append(rel)
-    for rel in to_remove:
-        path = out / rel
-        path.unlink()
-        result.removed.append(rel)
-        _prune(path.parent, out)
-    new_manifest = json.dumps({"input": key, "files": digests}, indent=1, sort_keys=True) + "\n"
-    if (out / MANIFEST).exists() is False or (out / MANIFEST).read_text(encoding="utf-8") != new_manifest:
-        _atomic_write(out / MANIFEST, new_manifest.encode())
-    return result
-
-
-def _prune(folder: Path, root: Path) -> None:
-    while folder != root and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent
+    return files.sync(out, {}, MANIFEST, input_key=key, check=check, force=force, build=build)

@@ -24,13 +24,13 @@ pool) adds the other MACs the BMC reports, so the node gets its lease whichever 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from ..errors import AifactoryError
+from ..files import read_json, sync
 from .environment import render
 
 # Ubuntu live-server ISOs that carry the autoinstall-capable installer (subiquity). The kernel
@@ -85,12 +85,12 @@ def _check_settings(s: PxeSettings) -> None:
         ipaddress.IPv4Address(s.server_ip)
     except ValueError:
         raise _fail("pxe.server_ip", f"not an IPv4 address: {s.server_ip!r}") from None
-    if not _IFACE.match(s.interface):
+    if not _IFACE.fullmatch(s.interface):
         raise _fail("pxe.interface", f"not a network interface name: {s.interface!r}")
     if not s.ssh_public_keys:
         raise _fail("pxe.ssh_public_keys", "at least one SSH public key is needed (the Ansible controller's)")
     for i, key in enumerate(s.ssh_public_keys):
-        if not _SSH_KEY.match(key.strip()):
+        if not _SSH_KEY.fullmatch(key.strip()):
             raise _fail(f"pxe.ssh_public_keys[{i}]", "not a single-line OpenSSH public key "
                         "(ssh-ed25519 AAAA... comment); private keys are refused")
     for i, ip in enumerate((s.gateway, *s.dns) if s.gateway else s.dns):
@@ -98,7 +98,7 @@ def _check_settings(s: PxeSettings) -> None:
             ipaddress.IPv4Address(ip)
         except ValueError:
             raise _fail("pxe.gateway" if s.gateway and i == 0 else "pxe.dns", f"not an IPv4 address: {ip!r}") from None
-    if s.domain is not None and not _DOMAIN.match(s.domain):
+    if s.domain is not None and not _DOMAIN.fullmatch(s.domain):
         raise _fail("pxe.domain", f"not a DNS domain: {s.domain!r}")
     if not 1 <= s.http_port <= 65535:
         raise _fail("pxe.http_port", f"out of range: {s.http_port}")
@@ -116,6 +116,12 @@ def _nodes(plan, factory, settings: PxeSettings) -> list[_Node]:
         for j, host in enumerate(pool.hosts):
             if host.ip is None:
                 raise _fail(f"pools[{i}].hosts[{j}].ip", f"host {host.name} needs an ip for its static DHCP lease")
+            if ipaddress.ip_address(host.ip).version != 4:
+                raise _fail(f"pools[{i}].hosts[{j}].ip", f"host {host.name}: PXE boot hands out DHCPv4 leases; "
+                            f"{host.ip} is not an IPv4 address")
+            if host.ip == settings.server_ip:
+                raise _fail(f"pools[{i}].hosts[{j}].ip", f"host {host.name} has the provisioning host's own "
+                            f"address {host.ip} (--server-ip)")
             reported = [m.lower() for m in settings.inventory.get(host.name, [])]
             if reported and host.mac not in reported:
                 raise _fail(f"pools[{i}].hosts[{j}].mac", f"{host.mac} is not among the MACs the BMC of {host.name} "
@@ -231,50 +237,55 @@ def _autoinstall(node: _Node, factory, keys: list[str], settings: PxeSettings) -
     }
 
 
-def render_pxe(plan, factory, out_dir: Path | str, settings: PxeSettings) -> list[Path]:
-    """Write :func:`pxe_files` under ``out_dir``; returns the paths written.
+MANIFEST = ".aifactory-pxe.json"
+
+
+def render_pxe(plan, factory, out_dir: Path | str, settings: PxeSettings, *, force: bool = False) -> list[Path]:
+    """Write :func:`pxe_files` under ``out_dir`` through :func:`aifactory.files.sync`; returns the paths.
 
     Files are 0644 (dnsmasq reads its config as an unprivileged user, the HTTP server serves the
-    rest) because none holds a secret; ``out_dir`` itself is created 0755.
+    rest) because none holds a secret; folders are 0755.
     """
     out = Path(out_dir)
-    written = []
-    for rel, text in pxe_files(plan, factory, settings).items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        written.append(path)
-    return written
+    rendered = pxe_files(plan, factory, settings)
+    sync(out, {rel: text.encode("utf-8") for rel, text in rendered.items()}, MANIFEST, force=force)
+    return [out / rel for rel in rendered]
+
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_NODE = re.compile(r"[a-z][a-z0-9-]{0,41}")
+MAX_INVENTORY_BYTES = 16 * 1024 * 1024
 
 
 def read_inventory(path: Path | str) -> dict[str, list[str]]:
     """``{node: [MACs]}`` from a JSON file: either that mapping, or the ``inventory`` stack output of
-    the on-prem pools (``pulumi stack output inventory --json``: ``{pool: {"hosts": [{name, macs}]}}``)."""
-    import json
+    the on-prem pools (``pulumi stack output inventory --json``: ``{pool: {"hosts": [{name, macs}]}}``).
 
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise _fail(f"--inventory {path}", f"not readable JSON: {exc}") from None
+    The file is untrusted (it comes from a BMC through the stack): read through the bounded JSON
+    reader, every node name held to the spec's name pattern, every MAC to a MAC's shape."""
+    where = f"--inventory {path}"
+    data = read_json(path, "--inventory", MAX_INVENTORY_BYTES)
     if not isinstance(data, dict):
-        raise _fail(f"--inventory {path}", "expected a JSON object")
-    out: dict[str, list[str]] = {}
-    pools = [v for v in data.values() if isinstance(v, dict) and isinstance(v.get("hosts"), list)]
-    if pools:
-        for pool in pools:
-            for host in pool["hosts"]:
-                if isinstance(host, dict) and isinstance(host.get("name"), str):
-                    out[host["name"]] = list(host.get("macs") or [])
+        raise _fail(where, "expected a JSON object")
+    pairs: list[tuple[object, object]] = []
+    if any(isinstance(v, dict) for v in data.values()):  # the stack output: pools of hosts
+        for pool_name, pool in data.items():
+            hosts = pool.get("hosts") if isinstance(pool, dict) else None
+            if not isinstance(hosts, list):
+                raise _fail(where, f"pool {str(pool_name)[:64]!r}: expected {{\"hosts\": [{{\"name\", \"macs\"}}, ...]}}")
+            for host in hosts:
+                if not isinstance(host, dict):
+                    raise _fail(where, f"pool {str(pool_name)[:64]!r}: each host must be an object with name and macs")
+                pairs.append((host.get("name"), host.get("macs", [])))
     else:
-        out = data
-    mac = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-    for node, macs in out.items():
-        if not isinstance(macs, list) or not all(isinstance(m, str) and mac.match(m.lower()) for m in macs):
-            raise _fail(f"--inventory {path}", f"{node!r}: expected a list of MAC addresses")
-    return {str(k): [m.lower() for m in v] for k, v in out.items()}
+        pairs = list(data.items())
+    out: dict[str, list[str]] = {}
+    for node, macs in pairs:
+        if not isinstance(node, str) or not _NODE.fullmatch(node):
+            raise _fail(where, f"{str(node)[:64]!r}: not a node name (lowercase letters, digits and '-')")
+        if not isinstance(macs, list) or not all(isinstance(m, str) and _MAC.fullmatch(m.lower()) for m in macs):
+            raise _fail(where, f"{node!r}: expected a list of MAC addresses")
+        if node in out:
+            raise _fail(where, f"{node!r}: listed twice")
+        out[node] = [m.lower() for m in macs]
+    return out

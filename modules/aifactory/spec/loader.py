@@ -206,12 +206,13 @@ def load_text(text: str, file: str = "<string>") -> Document:
 
 
 def load_file(path: str | os.PathLike) -> Document:
+    from ..files import ReadError, read_bytes
+
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SpecError([Finding((), f"cannot read file: {exc.strerror}", file=name, line=0)]) from None
+    try:  # a regular file only: a FIFO would block, /dev/zero would never end
+        raw = read_bytes(name, MAX_BYTES)
+    except ReadError as exc:
+        raise SpecError([Finding((), exc.reason, file=name, line=0 if "cannot read" in exc.reason else 1)]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

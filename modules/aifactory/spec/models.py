@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from ..catalog import FABRIC_TYPES, PROVIDERS
 
@@ -19,8 +19,12 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$|^[a-z]$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$")]
 Zone = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9:-]{1,40}$")]
-Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", to_lower=True)]
-Hostname = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$")]
+Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", to_lower=True),
+                AfterValidator(lambda v: _unicast_mac(v))]
+# RFC 1123 host name (or a dotted IPv4 address, which has the same shape): labels of 1-63
+# letters, digits and '-', neither starting nor ending with '-', at most 253 characters.
+HOSTNAME_PATTERN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+Hostname = Annotated[str, StringConstraints(pattern=HOSTNAME_PATTERN, max_length=253)]
 DriverBranch = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
 DriverVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}\.[0-9]{1,3}(\.[0-9]{1,3})?$")]
 CudaVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}\.[0-9]{1,2}$")]
@@ -51,6 +55,40 @@ def _coerce_str(value):
     return value
 
 
+def _unicast_mac(value: str) -> str:
+    first = int(value[:2], 16)
+    if value == "00:00:00:00:00:00":
+        raise ValueError("the all-zero MAC is not a network interface's address")
+    if first & 1:  # the I/G bit: broadcast ff:ff:.. and every multicast group address
+        raise ValueError(f"{value} is a broadcast or multicast address, not a network interface's")
+    return value
+
+
+def _ip(value):
+    """An IPv4 or IPv6 address, written as an address: no scope id (``fe80::1%eth0``; the zone is
+    free text that would reach inventories and Ansible), no integers or booleans (``ip: true``
+    would silently become 0.0.0.1), and one that can be a node's own unicast address."""
+    if not isinstance(value, str):
+        raise ValueError("must be an IP address written as a string, such as 10.0.0.11")
+    if "%" in value:
+        raise ValueError("scope ids (addr%zone) are not allowed; write the plain address")
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("not a valid IPv4 or IPv6 address") from None
+    if addr.is_unspecified or addr.is_multicast or addr.is_loopback or addr.is_reserved or (
+            addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255")):
+        raise ValueError(f"{addr} cannot be a node's address (unspecified, loopback, multicast or reserved)")
+    return str(addr)
+
+
+def _number(value):
+    # YAML's `true` is not a quantity; pydantic's lax mode would read it as 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
 def _nodes(value):
     if value == "fill":
         return value
@@ -72,6 +110,8 @@ def _cidr(value):
 
 
 Nodes = Annotated[Union[int, str], BeforeValidator(_nodes)]
+IpAddress = Annotated[str, BeforeValidator(_ip)]
+NoBool = BeforeValidator(_number)
 Cidr = Annotated[str, BeforeValidator(_cidr)]
 LooseStr = BeforeValidator(_coerce_str)
 
@@ -99,10 +139,10 @@ class Software(_Model):
 
 class Site(_Model):
     name: Name
-    power_mw: Optional[float] = Field(None, gt=0, le=100_000, description="Facility power budget in MW")
-    pue: float = Field(1.2, ge=1.0, le=3.0, description="Power usage effectiveness")
-    rack_kw: float = Field(40, gt=0, le=2_000, description="Power a rack position can take, kW")
-    rack_units: int = Field(42, ge=1, le=60, description="Usable rack units per rack")
+    power_mw: Annotated[Optional[float], NoBool] = Field(None, gt=0, le=100_000, description="Facility power budget in MW")
+    pue: Annotated[float, NoBool] = Field(1.2, ge=1.0, le=3.0, description="Power usage effectiveness")
+    rack_kw: Annotated[float, NoBool] = Field(40, gt=0, le=2_000, description="Power a rack position can take, kW")
+    rack_units: Annotated[int, NoBool] = Field(42, ge=1, le=60, description="Usable rack units per rack")
     provider: Optional[Literal[PROVIDERS]] = Field(None, description="Set for cloud regions")  # type: ignore[valid-type]
     region: Optional[Region] = None
 
@@ -112,7 +152,7 @@ class Fabric(_Model):
     type: Literal[FABRIC_TYPES]  # type: ignore[valid-type]
     switch: Optional[CatalogId] = Field(None, description="Catalog switch id, e.g. qm9700 (on-prem fabrics)")
     rail_optimized: bool = True
-    su_nodes: Optional[int] = Field(None, ge=1, le=1024, description="Node slots per scalable unit; default radix/2")
+    su_nodes: Annotated[Optional[int], NoBool] = Field(None, ge=1, le=1024, description="Node slots per scalable unit; default radix/2")
     subnet_manager: Optional[Literal["ufm", "switch", "opensm"]] = None
 
 
@@ -122,7 +162,7 @@ class Host(_Model):
     name: Name
     mac: Mac
     bmc: Hostname
-    ip: Optional[Annotated[str, BeforeValidator(lambda v: str(ipaddress.ip_address(v)))]] = None
+    ip: Optional[IpAddress] = None
 
 
 class Pool(_Model):
