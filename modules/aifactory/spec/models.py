@@ -19,7 +19,8 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{0,40}[a-z0-9]$|^[a-z]$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$")]
 Zone = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9:-]{1,40}$")]
-Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", to_lower=True),
+Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"),
+                BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
                 AfterValidator(lambda v: _unicast_mac(v))]
 # RFC 1123 host name (or a dotted IPv4 address, which has the same shape): labels of 1-63
 # letters, digits and '-', neither starting nor ending with '-', at most 253 characters.

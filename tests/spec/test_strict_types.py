@@ -1,0 +1,94 @@
+"""Fields that reach inventories, leases and templates are strict: no silent coercion, no extras.
+
+Each hostile value goes into one field of the on-prem example and must be refused by
+`validate` on exactly that field's line; each fair value must pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aifactory import plan as planning
+from aifactory import spec
+from aifactory.errors import SpecError
+
+REPO = Path(__file__).resolve().parents[2]
+TEXT = (REPO / "stacks" / "onprem-dgx" / "factory.yaml").read_text()
+HOST = '{name: dgx-001, mac: "5c:ff:35:a0:00:01", bmc: 10.20.1.11, ip: 10.20.0.11}'
+assert HOST in TEXT
+
+
+def _host_line() -> int:
+    return TEXT[:TEXT.index(HOST)].count("\n") + 1
+
+
+def _errors(text: str):
+    try:
+        loaded = spec.load_string(text, "factory.yaml")
+    except SpecError as exc:
+        return exc.findings
+    return planning.validate(loaded).errors
+
+
+@pytest.mark.parametrize("field,value", [
+    ("ip", '"fe80::1%eth0"'),
+    ("ip", "\"fe80::1%{{lookup('pipe','touch /tmp/x')}}\""),
+    ("ip", '"fe80::1%x\\n10.0.0.9"'),
+    ("ip", "true"),
+    ("ip", "167772171"),
+    ("ip", '"0.0.0.0"'),
+    ("ip", '"127.0.0.1"'),
+    ("ip", '"224.0.0.1"'),
+    ("ip", '"255.255.255.255"'),
+    ("ip", '" 10.20.0.11"'),
+    ("mac", '"ff:ff:ff:ff:ff:ff"'),
+    ("mac", '"01:00:5e:00:00:01"'),
+    ("mac", '"00:00:00:00:00:00"'),
+    ("mac", '"5c:ff:35:a0:00:01\\n"'),
+    ("mac", '"5c-ff-35-a0-00-01"'),
+    ("bmc", '"a..b"'),
+    ("bmc", '"-bmc"'),
+    ("bmc", '"' + "a" * 64 + '.example"'),
+    ("bmc", '"bmc\\nx"'),
+    ("bmc", '"bmc_1"'),
+])
+def test_hostile_host_fields_are_refused_on_their_line(field, value):
+    old = {"ip": "10.20.0.11", "mac": '"5c:ff:35:a0:00:01"', "bmc": "10.20.1.11"}[field]
+    text = TEXT.replace(HOST, HOST.replace(f"{field}: {old}", f"{field}: {value}"))
+    assert text != TEXT
+    errors = _errors(text)
+    assert errors, f"{field}: {value} was accepted"
+    assert any(f.path[-1] == field and f.path[:2] == ("pools", 0) and f.line == _host_line() for f in errors), \
+        [f.render() for f in errors]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("ip", '"fd00::11"'), ("ip", '"10.20.0.99"'), ("mac", '"5C:FF:35:A0:00:01"'), ("mac", '"02:00:00:00:00:01"'),
+    ("bmc", "bmc-001.example.com"), ("bmc", "10.20.1.99"),
+])
+def test_fair_host_fields_pass(field, value):
+    old = {"ip": "10.20.0.11", "mac": '"5c:ff:35:a0:00:01"', "bmc": "10.20.1.11"}[field]
+    assert _errors(TEXT.replace(HOST, HOST.replace(f"{field}: {old}", f"{field}: {value}"))) == []
+
+
+@pytest.mark.parametrize("field", ["ip", "mac", "name"])
+def test_duplicate_host_addresses_are_refused(field):
+    second = '{name: dgx-002, mac: "5c:ff:35:a0:00:02", bmc: 10.20.1.12, ip: 10.20.0.12}'
+    first = {"ip": "10.20.0.11", "mac": '"5c:ff:35:a0:00:01"', "name": "dgx-001"}[field]
+    old = {"ip": "10.20.0.12", "mac": '"5c:ff:35:a0:00:02"', "name": "dgx-002"}[field]
+    text = TEXT.replace(second, second.replace(f"{field}: {old}", f"{field}: {first}"))
+    assert text != TEXT
+    errors = _errors(text)
+    assert any(f.check == "unique-names" and f.path[-1] == field and "duplicate" in f.message for f in errors), \
+        [f.render() for f in errors]
+
+
+@pytest.mark.parametrize("field,old", [("power_mw", "0.2"), ("pue", "1.3"), ("rack_kw", "42")])
+def test_booleans_are_not_quantities(field, old):
+    site = "{name: hall1, power_mw: 0.2, pue: 1.3, rack_kw: 42}"
+    text = TEXT.replace(site, site.replace(f"{field}: {old}", f"{field}: true"))
+    assert text != TEXT
+    errors = _errors(text)
+    assert any(f.path[-1] == field and "boolean" in f.message for f in errors), [f.render() for f in errors]
