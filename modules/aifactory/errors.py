@@ -16,7 +16,7 @@ def format_path(path: Iterable) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not _PLAIN_KEY.match(str(part)):
+        elif not _PLAIN_KEY.fullmatch(str(part)):
             # A key from a hostile file may hold newlines or ': ' and forge extra error lines.
             out += f"[{str(part)!r}]"
         else:

@@ -8,11 +8,21 @@ launch template) rather than from stack outputs. The result is Ansible's dynamic
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional
 
 from ..components.base import TAG_FACTORY, TAG_POOL, TAG_ROLE, TAG_SITE, group_name
+from ..spec.models import NAME_PATTERN
 
 GROUP_KINDS = (("pool", TAG_POOL), ("site", TAG_SITE), ("role", TAG_ROLE))
+_NAME = re.compile(NAME_PATTERN)
+
+
+def _unsafe(value):
+    """Tags and names read back from the cloud are untrusted: whoever may tag an instance must not
+    run a template on the controller. Ansible's inventory-script JSON marks a string as data with
+    ``{"__ansible_unsafe": ...}`` (what ``ansible-inventory --list`` itself prints)."""
+    return {"__ansible_unsafe": value} if isinstance(value, str) else value
 
 
 def running_instances(ec2, factory: str) -> Iterable[dict]:
@@ -33,7 +43,7 @@ def build(instances: Iterable[dict], factory: str) -> dict:
         if tags.get(TAG_FACTORY) != factory:
             continue
         host = inst.get("PrivateDnsName") or inst["InstanceId"]
-        hostvars[host] = {
+        hostvars[host] = {key: _unsafe(value) for key, value in {
             # Nodes have no public address: Ansible reaches them over the private network.
             "ansible_host": inst.get("PrivateIpAddress"),
             "ec2_instance_id": inst["InstanceId"],
@@ -43,11 +53,16 @@ def build(instances: Iterable[dict], factory: str) -> dict:
             "aifactory_pool": tags.get(TAG_POOL),
             "aifactory_site": tags.get(TAG_SITE),
             "aifactory_role": tags.get(TAG_ROLE),
-        }
+        }.items()}
         for kind, key in GROUP_KINDS:
-            if tags.get(key):
+            # A group name is made from the tag only when it is a name the spec could hold.
+            if isinstance(tags.get(key), str) and _NAME.fullmatch(tags[key]):
                 groups.setdefault(group_name(kind, tags[key]), []).append(host)
     out: dict = {name: {"hosts": hosts} for name, hosts in sorted(groups.items())}
+    grouped = {h for hosts in groups.values() for h in hosts}
+    ungrouped = [h for h in hostvars if h not in grouped]
+    if ungrouped:  # Ansible lists a host only through a group
+        out["ungrouped"] = {"hosts": ungrouped}
     out["all"] = {"children": sorted(groups) + ["ungrouped"]}
     out["_meta"] = {"hostvars": hostvars}
     return out
