@@ -13,9 +13,10 @@ import pytest
 def test_wheel_carries_templates_and_playbooks(repo, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path), str(repo)], check=True)
-    (wheel,) = tmp_path.glob("aifactory-*.whl")
+    (wheel,) = tmp_path.glob("gpufactory-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "aifactory/catalog/data/v1/systems.csv" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     for folder in ("templates", "playbooks"):
         shipped = {n for n in names if n.startswith(f"aifactory/_data/{folder}/")}
         tracked = subprocess.run(["git", "ls-files", folder], cwd=repo, capture_output=True, text=True,
