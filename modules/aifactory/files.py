@@ -213,8 +213,11 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # and the rename survives a power cut
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -224,6 +227,14 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             # Name the file being written, not the temporary one (the same OSError subclass).
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Folder:
