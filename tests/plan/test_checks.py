@@ -69,6 +69,11 @@ CASES = [
     ("unique-names", lambda s: s["pools"][0].update(hosts=[
         {"name": "n1", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.1"},
         {"name": "n2", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.2"}]), ("pools", 0, "hosts", 1, "mac"), "duplicate host mac"),
+    ("unique-names", lambda s: s["pools"][0].update(hosts=[
+        {"name": "n1", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.1", "ip": "10.1.0.1"},
+        {"name": "n2", "mac": "aa:bb:cc:dd:ee:02", "bmc": "10.0.0.2", "ip": "10.1.0.1"}]),
+     ("pools", 0, "hosts", 1, "ip"), "duplicate host ip"),
+    ("slurm-names", lambda s: s["pools"][0].update(name="default"), ("pools", 0, "name"), "reserved by Slurm"),
     ("references", lambda s: s["pools"][0].update(site="dc2"), ("pools", 0, "site"), "unknown site 'dc2'"),
     ("references", lambda s: s["pools"][0].update(fabric="ibb"), ("pools", 0, "fabric"), "unknown fabric"),
     ("catalog-ids", lambda s: s["pools"][0].update(system="dgx-h10"), ("pools", 0, "system"), "unknown system"),
@@ -139,7 +144,8 @@ def test_check_fails_with_located_error(check, mutation, path, words):
 
 
 def test_every_check_is_covered_by_a_failing_case():
-    covered = {c[0] for c in CASES} | {"non-nvidia"}
+    warning_only = {"non-nvidia", "host-addresses", "slurm-topology", "imex-domain"}
+    covered = {c[0] for c in CASES} | warning_only | {"slurm-hardware"}  # the last: its own test below
     assert covered == set(checks.CHECKS)
 
 
@@ -207,3 +213,56 @@ def test_unknown_system_suggests_closest_id():
 def test_refs_errors_stop_before_sizing():
     result = validate(load_string(yaml.safe_dump(mutate(lambda s: s["pools"][0].update(site="nope")))), today=TODAY)
     assert result.plan is None and result.errors
+
+
+def test_slurm_hardware_row_must_exist(monkeypatch):
+    from aifactory.render import tables
+
+    rows = dict(tables.node_hardware())
+    rows.pop("dgx-h100")
+    monkeypatch.setattr(tables, "node_hardware", lambda: rows)
+    found, _ = errors(base(), "slurm-hardware")
+    assert [f.path for f in found] == [("pools", 0, "system")] and "node_hardware.csv" in found[0].message
+    spec = mutate(lambda s: s["pools"][0].update(scheduler="none"))
+    assert errors(spec, "slurm-hardware")[0] == []
+
+
+def test_hosts_without_ip_warn_once_per_pool():
+    hosts = [{"name": f"n{i}", "mac": f"aa:bb:cc:dd:ee:0{i}", "bmc": f"10.0.0.{i}"} for i in range(1, 4)]
+    spec = mutate(lambda s: s["pools"][0].update(hosts=hosts, nodes=3))
+    (w,) = warnings(spec, "host-addresses")
+    assert w.path == ("pools", 0, "hosts", 0) and "and 2 more" in w.message
+    for h in hosts:
+        h["ip"] = "10.1.0." + h["bmc"].rsplit(".", 1)[1]
+    assert warnings(mutate(lambda s: s["pools"][0].update(hosts=hosts, nodes=3)), "host-addresses") == []
+
+
+def _nvl72(nodes: int, os_name: str):
+    return mutate(lambda s: (s["software"].update(os=os_name), s["sites"][0].update(rack_kw=140),
+                             s["pools"][0].update(system="gb200-nvl72", nodes=nodes), s["pools"].pop(1)))
+
+
+def test_block_topology_on_an_old_slurm_and_a_short_block_warn():
+    found = warnings(_nvl72(18, "debian-12"), "slurm-topology")
+    assert [f.path for f in found] == [("software", "os")] and "no topology/block" in found[0].message
+    found = warnings(_nvl72(27, "ubuntu-24.04"), "slurm-topology")
+    assert [f.path for f in found] == [("pools", 0, "nodes")] and "9 of 18 trays" in found[0].message
+    assert warnings(_nvl72(36, "ubuntu-24.04"), "slurm-topology") == []
+    assert warnings(mutate(lambda s: s["software"].update(os="debian-12")), "slurm-topology") == []
+
+
+def test_imex_domain_larger_than_its_peer_limit_warns(monkeypatch):
+    import dataclasses
+
+    from aifactory.catalog import load
+
+    catalog = load()
+    big = dataclasses.replace(catalog.systems["gb200-nvl72"], nvlink_domain_gpus=144)
+    monkeypatch.setitem(catalog.systems, "gb200-nvl72", big)
+    spec = _nvl72(36, "ubuntu-24.04")
+    result = validate(load_string(yaml.safe_dump(spec), "f.yaml"), catalog=catalog, today=TODAY)
+    (w,) = [f for f in result.findings if f.check == "imex-domain"]
+    assert w.severity == "warning" and "36 nodes in one NVLink domain" in w.message
+    monkeypatch.undo()
+    assert [f for f in validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=TODAY).findings
+            if f.check == "imex-domain"] == []

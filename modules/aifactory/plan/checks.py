@@ -91,17 +91,50 @@ def unique_names(ctx: Context):
     seen_host: dict[str, dict] = {"name": {}, "mac": {}, "ip": {}}
     for i, pool in enumerate(f.pools):
         for j, host in enumerate(pool.hosts):
-            for field, table in seen_host.items():
-                key = getattr(host, field)
+            for attr, table in seen_host.items():
+                key = getattr(host, attr)
                 if key is None:
                     continue
                 key = key.lower()
                 if key in table:
                     a, b = table[key]
-                    yield Issue(("pools", i, "hosts", j, field),
-                                f"duplicate host {field} {key!r} (also pools[{a}].hosts[{b}])",
+                    yield Issue(("pools", i, "hosts", j, attr),
+                                f"duplicate host {attr} {key!r} (also pools[{a}].hosts[{b}])",
                                 "every host needs its own name, boot MAC and IP address")
                 table.setdefault(key, (i, j))
+
+
+@check("slurm-names", "refs")
+def slurm_names(ctx: Context):
+    for i, pool in enumerate(ctx.factory.pools):
+        if pool.scheduler == "slurm" and pool.name == "default":
+            yield Issue(("pools", i, "name"), "'default' is reserved by Slurm: PartitionName=DEFAULT sets the "
+                        "defaults of every partition, so this pool would get no partition of its own",
+                        "rename the pool")
+
+
+@check("slurm-hardware", "refs")
+def slurm_hardware(ctx: Context):
+    from ..render.tables import node_hardware  # sockets, cores and memory for the Slurm node lines
+
+    rows = node_hardware()
+    for i, pool in enumerate(ctx.factory.pools):
+        if pool.scheduler == "slurm" and ctx.system(pool) is not None and pool.system not in rows:
+            yield Issue(("pools", i, "system"), f"{pool.system} has no row in templates/slurm/node_hardware.csv: "
+                        "Slurm node lines need its sockets, cores and memory",
+                        "add the row, or use scheduler: kubernetes or none for this pool")
+
+
+@check("host-addresses", "refs")
+def host_addresses(ctx: Context):
+    for i, pool in enumerate(ctx.factory.pools):
+        missing = [j for j, host in enumerate(pool.hosts) if host.ip is None]
+        if missing:
+            j = missing[0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            yield Issue(("pools", i, "hosts", j), f"host {pool.hosts[j].name}{more} has no ip: `aifactory pxe` "
+                        "cannot give it a static lease, and Ansible and IMEX can reach it only by name",
+                        "add ip: with its address on the boot network", "warning")
 
 
 @check("references", "refs")
@@ -402,6 +435,50 @@ def site_power(ctx: Context):
             yield Issue(("pools", i, "nodes"), f"no power left at site {pool.site} for even one "
                         f"{'rack' if ctx.system(pool).rack_scale else 'node'} of {pool.system}",
                         "raise the site's power_mw or shrink the other pools")
+
+
+# Slurm in each OS's own repository (DOMAIN facts: Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu
+# 24.04 23.11). topology/block exists from 23.11; RHEL's comes from EPEL and varies, so it is
+# not judged here.
+SLURM_BY_OS = {"debian-12": (22, 5), "ubuntu-22.04": (21, 8), "ubuntu-24.04": (23, 11)}
+IMEX_MAX_NODES = 18  # nodes per IMEX domain on GB200/GB300 (k8s-dra-driver-gpu defaultMaxNodesPerIMEXDomain)
+
+
+@check("slurm-topology", "capacity")
+def slurm_topology(ctx: Context):
+    """NVL72 pools get Slurm's block topology, one block per NVLink domain (render/slurm.py)."""
+    os_name = ctx.lock.os if ctx.lock else ctx.factory.software.os
+    slurm = SLURM_BY_OS.get(os_name)
+    index = {p.name: i for i, p in enumerate(ctx.factory.pools)}
+    warned_os = False
+    for pool in ctx.pools or []:
+        if pool.scheduler != "slurm" or pool.nvlink_domain_gpus < 72 or pool.nodes == 0:
+            continue
+        per = max(1, pool.nvlink_domain_gpus // pool.gpus_per_node)
+        if slurm is not None and slurm < (23, 11) and not warned_os:
+            warned_os = True
+            yield Issue(("software", "os"), f"{os_name} ships Slurm {slurm[0]}.{slurm[1]:02d}, which has no "
+                        f"topology/block: slurmctld will not load the block topology rendered for pool {pool.name}",
+                        "use ubuntu-24.04 (Slurm 23.11) or a newer Slurm from your own repository", "warning")
+        short = pool.nodes % per
+        if short:
+            yield Issue(("pools", index[pool.name], "nodes"),
+                        f"{pool.nodes} nodes leave the last NVLink domain with {short} of {per} trays: Slurm before "
+                        "25.05 refuses a block smaller than the others, and 25.05+ still counts it as a whole one",
+                        f"use a multiple of {per} nodes (whole racks)", "warning")
+
+
+@check("imex-domain", "capacity")
+def imex_domain(ctx: Context):
+    index = {p.name: i for i, p in enumerate(ctx.factory.pools)}
+    for pool in ctx.pools or []:
+        per = pool.nvlink_domain_gpus // max(1, pool.gpus_per_node)
+        if pool.imex and per > IMEX_MAX_NODES:
+            yield Issue(("pools", index[pool.name], "system"),
+                        f"{pool.system} puts {per} nodes in one NVLink domain; an IMEX domain holds at most "
+                        f"{IMEX_MAX_NODES} nodes, so IMEX peers cannot span the domain",
+                        "split the domain into IMEX domains of at most 18 nodes (catalog nvlink_domain_gpus)",
+                        "warning")
 
 
 @check("rack-power", "capacity")

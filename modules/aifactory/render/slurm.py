@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..catalog import Catalog
-from ..errors import AifactoryError
 from ..plan.model import FabricPlan, Plan, PoolPlan
 from ..spec.models import Factory
 from . import hostlist as hl
@@ -177,10 +176,6 @@ def clusters(plan: Plan, factory: Factory, catalog: Catalog) -> list[Cluster]:
         pools = [p for p in plan.pools if p.site == site.name and p.scheduler == "slurm" and p.nodes > 0]
         if not pools:
             continue
-        for i, p in enumerate(factory.pools):
-            if p.name in {q.name for q in pools} and p.name.lower() == "default":
-                raise AifactoryError(f"pools[{i}].name: 'default' is reserved by Slurm (PartitionName=DEFAULT); "
-                                     "rename the pool")
         groups = [NodeGroup(p, hl.PoolNodes.of(p, spec_pools.get(p.name))) for p in pools]
         topology, lines = None, []
         if any(p.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS for p in pools):
