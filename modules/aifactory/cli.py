@@ -11,9 +11,15 @@ from typing import Optional
 import typer
 
 from .errors import AifactoryError, SpecError
+from .text import plural
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Declare an AI factory once; plan, deploy and configure it everywhere.")
+
+
+class TableOrJson(str, Enum):
+    table = "table"
+    json = "json"
 
 
 class PlanFormat(str, Enum):
@@ -86,6 +92,19 @@ def plan(file: Path = typer.Argument(..., help="factory.yaml"),
         report.print_table(result, _console())
 
 
+@app.command("checks")
+def list_checks(format: TableOrJson = typer.Option(TableOrJson.table, "--format", "-f", help="table or json")) -> None:
+    """List the named checks `validate` runs: id, phase, severity, providers and why each exists."""
+    from .plan.checks import REGISTRY
+
+    if format is TableOrJson.json:
+        sys.stdout.write(json.dumps([vars(c) | {"providers": list(c.providers)} for c in REGISTRY.values()],
+                                    indent=2) + "\n")
+        return
+    for c in REGISTRY.values():
+        typer.echo(f"{c.name:16} {c.phase:9} {c.severity:8} {', '.join(c.providers) or 'all':10} {c.rationale}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of factory.yaml (for editor completion)."""
@@ -116,9 +135,7 @@ def catalog(table: str = typer.Argument("systems", help="systems, gpus, switches
             typer.echo(f"{key:24} " + "  ".join(f"{k}={v}" for k, v in data.items() if k != "id"))
 
 
-class PreviewFormat(str, Enum):
-    table = "table"
-    json = "json"
+PreviewFormat = TableOrJson
 
 
 @app.command()
@@ -148,9 +165,10 @@ def preview(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (sta
         for v in violations:
             _err(f"{stack_dir}: policy: {v.render()}")
         if violations:
-            _err(f"{stack_dir}: {len(violations)} policy violation(s) (mandatory)")
+            _err(f"{stack_dir}: {plural(len(violations), 'policy violation')} (mandatory)")
             raise typer.Exit(1)
-        _err(f"{stack_dir}: policy: {len(RULES)} rules, {len(result.resources)} resources, no violation")
+        _err(f"{stack_dir}: policy: {plural(len(RULES), 'rule')}, {plural(len(result.resources), 'resource')}, "
+             "no violation")
 
 
 @app.command()
@@ -284,16 +302,23 @@ def render(file: Path = typer.Argument(..., help="factory.yaml"),
 
 
 @app.command()
-def diff(old: Path = typer.Argument(..., help="plan.json before the change"),
-         new: Path = typer.Argument(..., help="plan.json after the change"),
-         format: PlanFormat = typer.Option(PlanFormat.table, "--format", "-f", help="table (plain lines) or markdown")) -> None:
+def diff(old: Path = typer.Argument(..., help="the plan before the change: plan.json or a factory spec"),
+         new: Path = typer.Argument(..., help="the plan after the change: plan.json or a factory spec"),
+         format: PlanFormat = typer.Option(PlanFormat.table, "--format", "-f", help="table (plain lines), markdown "
+                                           "or json"),
+         exit_code: bool = typer.Option(False, "--exit-code", help="exit 3 when the plans differ")) -> None:
     """Explain what changes between two plans: nodes, GPUs, power, fabric, versions."""
     from . import diff as plan_diff
 
-    d = plan_diff.compare(plan_diff.load(old), plan_diff.load(new))
-    if format is PlanFormat.json:
-        raise AifactoryError("diff prints table (plain lines) or markdown")
-    sys.stdout.write(plan_diff.to_markdown(d) if format is PlanFormat.markdown else plan_diff.to_text(d))
+    try:
+        d = plan_diff.compare(plan_diff.load(old), plan_diff.load(new))
+    except SpecError as exc:
+        _print_findings(exc.findings)
+        raise typer.Exit(1) from None
+    out = {PlanFormat.json: plan_diff.to_json, PlanFormat.markdown: plan_diff.to_markdown}.get(format, plan_diff.to_text)
+    sys.stdout.write(out(d))
+    if exit_code and not d.empty:
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from typing import Annotated, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import AifactoryError, format_path
-from .files import ReadError, read_json
+from .files import MAX_JSON_BYTES, ReadError, read_bytes, read_json
 
 POOL_FIELDS = ("provider", "site", "region", "system", "gpu", "fabric", "scheduler")
 
@@ -63,6 +63,8 @@ class _Pool(_View):
 class _Fabric(_View):
     name: Text
     type: Text
+    switch: Optional[Text] = None
+    site: Optional[Text] = None
     tiers: Count
     switches_by_tier: list[Count] = Field(max_length=16)
     cables: Count
@@ -92,9 +94,14 @@ class PlanView(_View):
 
 
 def load(path: Path | str) -> dict:
-    """A plan JSON file, checked against :class:`PlanView`; a one-line error naming the file
-    and the field when it is not one."""
+    """A plan: a plan JSON file (``aifactory plan -f json``, a rendered ``plan.json``) checked
+    against :class:`PlanView`, or a factory spec of any file name, planned here. A bad file is a
+    one-line error naming the file and the field; a bad spec raises ``SpecError``."""
     path = Path(path)
+    if not path.suffix.lower() == ".json":
+        head = read_bytes(path, MAX_JSON_BYTES)[:4096].lstrip()
+        if not head.startswith(b"{"):
+            return _spec_plan(path)
     try:
         data = read_json(path)
     except ReadError as exc:
@@ -111,6 +118,15 @@ def load(path: Path | str) -> dict:
         missing = " (make one with `aifactory plan FILE --format json`)" if err["type"] == "missing" else ""
         raise AifactoryError(f"{path}: not a plan JSON file: {where}: {message}{missing}") from None
     return view.model_dump()
+
+
+def _spec_plan(path: Path) -> dict:
+    from . import plan as planning
+    from . import spec
+
+    data = planning.build(spec.load(path)).to_dict()
+    data.pop("warnings", None)
+    return PlanView.model_validate(data).model_dump()
 
 
 def _num(v: float) -> str:
@@ -166,6 +182,9 @@ def compare(old: dict, new: dict) -> PlanDiff:
         lines.append(f"fabric {name} removed")
     for name in sorted(old_f.keys() & new_f.keys()):
         a, b = old_f[name], new_f[name]
+        for key in ("type", "switch", "site"):
+            if a.get(key) != b.get(key):
+                lines.append(f"fabric {name}: {key} {a.get(key)} -> {b.get(key)}")
         sa, sb = sum(a["switches_by_tier"]), sum(b["switches_by_tier"])
         if sa != sb or a["tiers"] != b["tiers"]:
             lines.append(f"fabric {name}: switches {_delta(sa, sb)}, tiers {a['tiers']} -> {b['tiers']}")
@@ -186,6 +205,14 @@ def compare(old: dict, new: dict) -> PlanDiff:
         if sa.get(key) != sb.get(key):
             lines.append(f"software {key}: {sa.get(key)} -> {sb.get(key)}")
     return out
+
+
+def to_json(d: PlanDiff) -> str:
+    import json
+
+    return json.dumps({"old": d.old, "new": d.new, "changed": not d.empty,
+                       "totals": [{"key": key, "old": a, "new": b, "change": b - a} for key, a, b in d.totals],
+                       "changes": d.lines}, indent=2) + "\n"
 
 
 def to_text(d: PlanDiff) -> str:

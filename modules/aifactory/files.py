@@ -420,13 +420,11 @@ def sync(root: Path | str, files: dict[str, bytes], manifest: str, *, input_key:
 def _sync(folder: Folder, files, input_key, check, file_mode, build) -> SyncResult:
     result = SyncResult()
     old = folder.read_manifest()
-    disk = folder.on_disk()
     if input_key is not None and old.get("input") == input_key:
         expected = old["files"]
         if all(folder.hash(rel) == digest for rel, digest in expected.items()):
             result.cached = True
             result.unchanged = len(expected)
-            result.extra = sorted(disk - set(expected)) if check else []
             return result
     if build is not None:
         files = build()
@@ -444,7 +442,9 @@ def _sync(folder: Folder, files, input_key, check, file_mode, build) -> SyncResu
         else:
             to_write.append(rel)
     if check:
-        result.extra = sorted(disk - set(files))
+        # Extra: files an earlier run wrote that these no longer hold. Files that no aifactory
+        # run wrote (a README beside the deployment) are not this writer's to judge.
+        result.extra = sorted(rel for rel in set(old.get("files", {})) - set(files) if folder.hash(rel) is not None)
         return result
     folder.refuse_foreign()
     folder.clean_temporary()

@@ -81,11 +81,11 @@ CASES = [
     ("provider-system", lambda s: s["pools"][1].update(provider="gcp"), ("pools", 1, "system"), "aws system"),
     ("provider-system", lambda s: (s["sites"][1].pop("region")), ("pools", 1, "region"), "needs a region"),
     ("fabric-compat", lambda s: s["fabrics"][1].update(type="infiniband"), ("pools", 1, "fabric"),
-     "cannot use a infiniband fabric"),
-    ("fabric-compat", lambda s: s["pools"][0].update(fabric="efa"), ("pools", 0, "fabric"), "cannot use a efa"),
+     "cannot use an InfiniBand fabric"),
+    ("fabric-compat", lambda s: s["pools"][0].update(fabric="efa"), ("pools", 0, "fabric"), "cannot use an EFA fabric"),
     ("fabric-compat", lambda s: s["fabrics"][0].pop("switch"), ("fabrics", 0, "type"), "needs a switch model"),
     ("fabric-compat", lambda s: s["fabrics"][0].update(switch="sn5600"), ("fabrics", 0, "switch"),
-     "ethernet switch"),
+     "is an Ethernet switch, not InfiniBand"),
     ("fill", lambda s: s["pools"][1].update(nodes="fill"), ("pools", 1, "nodes"), "cloud pools have none"),
     ("admin-access", lambda s: s.update(access={"admin_cidrs": ["10.0.0.0/8", "0.0.0.0/0"]}),
      ("access", "admin_cidrs", 1), "whole internet"),
@@ -266,3 +266,20 @@ def test_imex_domain_larger_than_its_peer_limit_warns(monkeypatch):
     monkeypatch.undo()
     assert [f for f in validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=TODAY).findings
             if f.check == "imex-domain"] == []
+
+
+def test_checks_command_lists_every_registered_check():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "aifactory", "checks", "-f", "json"], capture_output=True,
+                         text=True, check=True).stdout
+    listed = json.loads(out)
+    assert [c["name"] for c in listed] == list(checks.CHECKS)
+    for c in listed:
+        assert c["severity"] in ("error", "warning", "both") and c["phase"] in checks.PHASES
+        assert len(c["rationale"]) > 20 and "\n" not in c["rationale"]
+    table = subprocess.run([sys.executable, "-m", "aifactory", "checks"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert len(table) == len(checks.CHECKS) and table[0].startswith("unique-names")

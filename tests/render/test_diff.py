@@ -56,3 +56,29 @@ def test_diff_refuses_a_file_that_is_not_a_plan(tmp_path):
     bad.write_text('{"name": "x"}')
     r = _cli("diff", str(bad), str(bad))
     assert r.returncode == 1 and "not a plan JSON file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_diff_takes_specs_of_any_name_prints_json_and_gates_on_changes(tmp_path):
+    import json
+
+    base = (STACKS / "superpod-h100" / "factory.yaml").read_text()
+    assert "switch: qm9700" in base
+    old = tmp_path / "main-branch.yml"
+    old.write_text(base)
+    new = tmp_path / "proposal"
+    new.write_text(base.replace("switch: qm9700", "switch: q3400"))
+    r = _cli("diff", str(old), str(new), "-f", "json", "--exit-code")
+    assert r.returncode == 3, r.stderr
+    data = json.loads(r.stdout)
+    assert data["changed"] is True and "fabric compute: switch qm9700 -> q3400" in data["changes"]
+    same = _cli("diff", str(old), str(old), "--exit-code", "-f", "json")
+    assert same.returncode == 0 and json.loads(same.stdout) == {
+        "old": "superpod-h100", "new": "superpod-h100", "changed": False, "totals": [], "changes": []}
+    # a plan JSON against the spec it came from: no change
+    plan = _plan(tmp_path, "plan", base)
+    assert _cli("diff", str(plan), str(old), "--exit-code").returncode == 0
+
+
+def test_diff_of_a_broken_spec_is_located():
+    r = _cli("diff", str(STACKS / "lab" / "factory.yaml"), str(REPO / "README.md"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "README.md:" in r.stderr

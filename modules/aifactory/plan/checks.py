@@ -15,6 +15,7 @@ from typing import Callable, Iterable, NamedTuple, Optional
 
 from ..catalog import ONPREM_FABRICS, Catalog, System, version_key
 from ..errors import Finding
+from ..text import a_fabric, fabric_name
 from ..spec import Document, Factory
 from .model import FabricPlan, PoolPlan, SitePower, SoftwareLock
 from .sizing import ON_SITE, rack_kw
@@ -51,11 +52,29 @@ class Context:
 CheckFn = Callable[[Context], Iterable[Issue]]
 CHECKS: dict[str, tuple[str, CheckFn]] = {}
 PHASES = ("refs", "software", "capacity")
+SEVERITIES = ("error", "warning", "both")
 
 
-def check(name: str, phase: str):
+@dataclass(frozen=True)
+class CheckInfo:
+    """What `aifactory checks` lists: the id, when it runs, what it can raise and why it exists."""
+
+    name: str
+    phase: str
+    severity: str  # error, warning or both
+    rationale: str
+    providers: tuple[str, ...] = ()  # empty: every provider
+
+
+REGISTRY: dict[str, CheckInfo] = {}
+
+
+def check(name: str, phase: str, severity: str, rationale: str, providers: tuple[str, ...] = ()):
+    assert phase in PHASES and severity in SEVERITIES, (name, phase, severity)
+
     def register(fn: CheckFn) -> CheckFn:
         CHECKS[name] = (phase, fn)
+        REGISTRY[name] = CheckInfo(name, phase, severity, rationale, providers)
         fn.check_name = name
         return fn
     return register
@@ -65,7 +84,10 @@ def run(ctx: Context, names: Iterable[str]) -> list[Finding]:
     out = []
     for name in names:
         _, fn = CHECKS[name]
+        declared = REGISTRY[name].severity
         for issue in fn(ctx):
+            if declared != "both" and issue.severity != declared:
+                raise AssertionError(f"check {name} is registered as {declared} but raised {issue.severity}")
             out.append(ctx.doc.finding(issue.path, issue.message, issue.hint, severity=issue.severity, check=name))
     return out
 
@@ -76,7 +98,8 @@ def phase(name: str) -> list[str]:
 
 # --- refs ------------------------------------------------------------------------------
 
-@check("unique-names", "refs")
+@check("unique-names", "refs", "error",
+       "names become host names, groups and resource names; a second host with one MAC or IP takes the first one's lease")
 def unique_names(ctx: Context):
     f = ctx.factory
     for field, items in (("sites", f.sites), ("fabrics", f.fabrics), ("pools", f.pools)):
@@ -104,7 +127,8 @@ def unique_names(ctx: Context):
                 table.setdefault(key, (i, j))
 
 
-@check("slurm-names", "refs")
+@check("slurm-names", "refs", "error",
+       "Slurm reserves PartitionName=DEFAULT for the defaults of every partition")
 def slurm_names(ctx: Context):
     for i, pool in enumerate(ctx.factory.pools):
         if pool.scheduler == "slurm" and pool.name == "default":
@@ -113,7 +137,8 @@ def slurm_names(ctx: Context):
                         "rename the pool")
 
 
-@check("slurm-hardware", "refs")
+@check("slurm-hardware", "refs", "error",
+       "Slurm node lines need each system's sockets, cores and memory")
 def slurm_hardware(ctx: Context):
     from ..render.tables import node_hardware  # sockets, cores and memory for the Slurm node lines
 
@@ -125,7 +150,8 @@ def slurm_hardware(ctx: Context):
                         "add the row, or use scheduler: kubernetes or none for this pool")
 
 
-@check("host-addresses", "refs")
+@check("host-addresses", "refs", "warning",
+       "PXE leases and IMEX peer lists need each declared host's address")
 def host_addresses(ctx: Context):
     for i, pool in enumerate(ctx.factory.pools):
         missing = [j for j, host in enumerate(pool.hosts) if host.ip is None]
@@ -137,7 +163,8 @@ def host_addresses(ctx: Context):
                         "add ip: with its address on the boot network", "warning")
 
 
-@check("references", "refs")
+@check("references", "refs", "error",
+       "pools name their site and fabric; a typo must not create a new one")
 def references(ctx: Context):
     sites = [s.name for s in ctx.factory.sites]
     fabrics = [f.name for f in ctx.factory.fabrics]
@@ -152,7 +179,8 @@ def references(ctx: Context):
                         f"did you mean {close!r}?" if close else "declare it under fabrics:")
 
 
-@check("catalog-ids", "refs")
+@check("catalog-ids", "refs", "error",
+       "systems and switches come from the catalog, which holds their power, GPUs and ports")
 def catalog_ids(ctx: Context):
     for i, pool in enumerate(ctx.factory.pools):
         if ctx.system(pool) is None:
@@ -166,7 +194,8 @@ def catalog_ids(ctx: Context):
                         f"did you mean {close!r}?" if close else f"known: {', '.join(ctx.catalog.switches)}")
 
 
-@check("provider-system", "refs")
+@check("provider-system", "refs", "error",
+       "an instance type exists on one cloud only, and a cloud pool needs its region")
 def provider_system(ctx: Context):
     sites = {s.name: s for s in ctx.factory.sites}
     for i, pool in enumerate(ctx.factory.pools):
@@ -190,7 +219,8 @@ def provider_system(ctx: Context):
                         "raise nodes or remove hosts")
 
 
-@check("fabric-compat", "refs")
+@check("fabric-compat", "refs", "error",
+       "a system joins only the fabrics it has NICs for; an on-prem fabric needs a switch to be sized")
 def fabric_compat(ctx: Context):
     fabrics = {f.name: (i, f) for i, f in enumerate(ctx.factory.fabrics)}
     members: dict[str, list] = {}
@@ -207,7 +237,7 @@ def fabric_compat(ctx: Context):
                 hint = f"{pool.system} supports {' or '.join(system.fabrics)}"
             if fabric.type == "efa" and system.provider == "aws":
                 hint = f"{pool.system} has no EFA interfaces; use an EFA instance type such as p5.48xlarge"
-            yield Issue(("pools", i, "fabric"), f"{pool.system} cannot use a {fabric.type} fabric", hint)
+            yield Issue(("pools", i, "fabric"), f"{pool.system} cannot use {a_fabric(fabric.type)} fabric", hint)
     for name, pools in members.items():
         idx, fabric = fabrics[name]
         if len({p.site for p in pools}) > 1:
@@ -218,7 +248,7 @@ def fabric_compat(ctx: Context):
                         "declare one fabric per provider")
         onsite = all(p.provider in ON_SITE for p in pools)
         if onsite and fabric.type in ONPREM_FABRICS and not fabric.switch:
-            yield Issue(("fabrics", idx, "type"), f"on-prem {fabric.type} fabric {name} needs a switch model",
+            yield Issue(("fabrics", idx, "type"), f"on-prem {fabric_name(fabric.type)} fabric {name} needs a switch model",
                         f"set switch: (known: {', '.join(ctx.catalog.switches)})")
     for idx, fabric in enumerate(ctx.factory.fabrics):
         switch = ctx.catalog.switches.get(fabric.switch or "")
@@ -226,7 +256,7 @@ def fabric_compat(ctx: Context):
             continue
         want = "infiniband" if fabric.type == "infiniband" else "ethernet"
         if fabric.type in ONPREM_FABRICS and switch.fabric != want:
-            yield Issue(("fabrics", idx, "switch"), f"{switch.id} is an {switch.fabric} switch, not {want}",
+            yield Issue(("fabrics", idx, "switch"), f"{switch.id} is {a_fabric(switch.fabric)} switch, not {fabric_name(want)}",
                         "pick a switch of the fabric's kind")
         su = fabric.su_nodes or switch.ports // 2
         if 2 * su > switch.ports:
@@ -237,7 +267,8 @@ def fabric_compat(ctx: Context):
                         "remove subnet_manager")
 
 
-@check("admin-access", "refs")
+@check("admin-access", "refs", "error",
+       "admin ports open to the whole internet are the first thing scanned")
 def admin_access(ctx: Context):
     for i, cidr in enumerate(ctx.factory.access.admin_cidrs):
         if cidr.endswith("/0"):
@@ -245,7 +276,8 @@ def admin_access(ctx: Context):
                         "list the admin networks or a bastion's address; nodes never take public SSH")
 
 
-@check("fill", "refs")
+@check("fill", "refs", "error",
+       "nodes: fill sizes a pool to the power its site has left, so it needs an on-site budget")
 def fill(ctx: Context):
     sites = {s.name: s for s in ctx.factory.sites}
     per_site = Counter()
@@ -270,7 +302,8 @@ def _sw(ctx: Context, field: str) -> tuple:
     return ("software", field) if field in ctx.factory.software.model_fields_set else ("software",)
 
 
-@check("driver-branch", "software")
+@check("driver-branch", "software", "both",
+       "a driver branch must be catalogued, with a release, and warns past its end of life")
 def driver_branch(ctx: Context):
     lock, sw = ctx.lock, ctx.factory.software
     if lock is None or lock.driver_branch is None:
@@ -291,7 +324,8 @@ def driver_branch(ctx: Context):
                     "move to a supported LTSB such as R580", "warning")
 
 
-@check("cuda-driver", "software")
+@check("cuda-driver", "software", "both",
+       "each CUDA release needs a minimum driver; minor-version compatibility is a warning")
 def cuda_driver(ctx: Context):
     lock = ctx.lock
     if lock is None or lock.cuda is None:
@@ -314,7 +348,8 @@ def cuda_driver(ctx: Context):
                     "raise the driver for full support", "warning")
 
 
-@check("arch-minimum", "software")
+@check("arch-minimum", "software", "error",
+       "Blackwell and later need a driver branch that knows them")
 def arch_minimum(ctx: Context):
     lock = ctx.lock
     if lock is None or lock.driver is None or lock.cuda is None:
@@ -329,7 +364,8 @@ def arch_minimum(ctx: Context):
                         f"{arch.first_cuda}; the lock has {lock.cuda}", "raise software.cuda")
 
 
-@check("open-modules", "software")
+@check("open-modules", "software", "error",
+       "Blackwell and GH200 run only on the open GPU kernel modules")
 def open_modules(ctx: Context):
     lock = ctx.lock
     if lock is None or lock.driver is None:
@@ -342,7 +378,8 @@ def open_modules(ctx: Context):
                         "set software.open_kernel_modules: true (nvidia-open / *-open packages)")
 
 
-@check("fabric-manager", "software")
+@check("fabric-manager", "software", "error",
+       "fabric manager must equal the driver version exactly, or it refuses to start")
 def fabric_manager(ctx: Context):
     lock, sw = ctx.lock, ctx.factory.software
     if lock is None or lock.driver is None:
@@ -375,19 +412,22 @@ def _required_daemon(ctx: Context, field: str, needed: str, unneeded: str):
         yield Issue(("software", field), unneeded, f"remove {field}: true", "warning")
 
 
-@check("nvlsm", "software")
+@check("nvlsm", "software", "both",
+       "HGX B200 and later need the NVLink subnet manager next to fabric manager")
 def nvlsm(ctx: Context):
     return _required_daemon(ctx, "nvlsm", "needs NVLSM, the NVLink subnet manager started with the fabric "
                             "manager on HGX B200 and later", "no pool needs NVLSM (HGX/DGX B200 and later only)")
 
 
-@check("imex", "software")
+@check("imex", "software", "both",
+       "NVL72 compute trays share GPU memory across the rack through IMEX")
 def imex(ctx: Context):
     return _required_daemon(ctx, "imex", "is an NVLink multi-node system; its compute trays need nvidia-imex",
                             "no pool spans an NVLink multi-node domain; IMEX has nothing to do")
 
 
-@check("dcgm", "software")
+@check("dcgm", "software", "error",
+       "DCGM 4 is packaged per CUDA major the driver reports; DCGM 3 does not work with R580")
 def dcgm(ctx: Context):
     lock, sw = ctx.lock, ctx.factory.software
     if lock is None or lock.cuda is None or lock.driver is None:
@@ -408,7 +448,8 @@ def dcgm(ctx: Context):
         yield Issue(_sw(ctx, "dcgm"), f"{row.package} needs driver >= {row.min_driver}", "raise the driver")
 
 
-@check("non-nvidia", "software")
+@check("non-nvidia", "software", "warning",
+       "the NVIDIA software lock does not apply to other vendors' GPUs")
 def non_nvidia(ctx: Context):
     for i, pool in enumerate(ctx.factory.pools):
         system = ctx.system(pool)
@@ -420,7 +461,8 @@ def non_nvidia(ctx: Context):
 
 # --- capacity ---------------------------------------------------------------------------
 
-@check("site-power", "capacity")
+@check("site-power", "capacity", "error",
+       "IT load times PUE must fit the site's power budget")
 def site_power(ctx: Context):
     index = {s.name: i for i, s in enumerate(ctx.factory.sites)}
     for power in ctx.sites or []:
@@ -444,7 +486,8 @@ SLURM_BY_OS = {"debian-12": (22, 5), "ubuntu-22.04": (21, 8), "ubuntu-24.04": (2
 IMEX_MAX_NODES = 18  # nodes per IMEX domain on GB200/GB300 (k8s-dra-driver-gpu defaultMaxNodesPerIMEXDomain)
 
 
-@check("slurm-topology", "capacity")
+@check("slurm-topology", "capacity", "warning",
+       "NVL72 block topology needs Slurm 23.11+, and a short block stops slurmctld before 25.05")
 def slurm_topology(ctx: Context):
     """NVL72 pools get Slurm's block topology, one block per NVLink domain (render/slurm.py)."""
     os_name = ctx.lock.os if ctx.lock else ctx.factory.software.os
@@ -468,7 +511,8 @@ def slurm_topology(ctx: Context):
                         f"use a multiple of {per} nodes (whole racks)", "warning")
 
 
-@check("imex-domain", "capacity")
+@check("imex-domain", "capacity", "warning",
+       "an IMEX domain holds at most 18 nodes on GB200/GB300")
 def imex_domain(ctx: Context):
     index = {p.name: i for i, p in enumerate(ctx.factory.pools)}
     for pool in ctx.pools or []:
@@ -481,7 +525,8 @@ def imex_domain(ctx: Context):
                         "warning")
 
 
-@check("rack-power", "capacity")
+@check("rack-power", "capacity", "error",
+       "a rack position takes only so many kW and rack units")
 def rack_power(ctx: Context):
     sites = {s.name: (i, s) for i, s in enumerate(ctx.factory.sites)}
     for i, pool in enumerate(ctx.factory.pools):
