@@ -97,3 +97,123 @@ def oci_pool(*, assign_public_ip="false", shape="BM.GPU.H100.8", in_transit=None
         shape=shape, freeform_tags=LABELS,
         create_vnic_details={"subnet_id": "ocid1.subnet.oc1..x", "assign_public_ip": assign_public_ip},
         source_details={"source_type": "image", "source_id": "ocid1.image.oc1..x"}, **args)
+
+
+# --- building blocks for the case table (cases.py): each compliant on its own ---------------------
+
+AMI = "ami-0123"
+ROOT = [{"device_name": "/dev/sda1", "ebs": {"encrypted": "true", "volume_size": 512, "volume_type": "gp3"}}]
+IMDS = {"http_tokens": "required", "http_endpoint": "enabled"}
+PRIVATE_NIC = {"device_index": 0, "associate_public_ip_address": "false"}
+ASG_TAGS = [{"key": k, "value": v, "propagate_at_launch": False} for k, v in TAGS.items()]
+COMPARTMENT = "ocid1.compartment.oc1..x"
+AD = "Uocm:US-ASHBURN-AD-1"
+RG = "aifactory"
+AZ_SUBNET = "/subscriptions/0/resourceGroups/aifactory/providers/Microsoft.Network/virtualNetworks/v/subnets/gpu"
+
+
+def aws_subnet(name: str = "net", *, public: bool = False, ipv6: bool = False, vpc=None):
+    """A subnet of its own VPC (or of ``vpc``), private unless told otherwise."""
+    vpc = vpc or aws.ec2.Vpc(f"{name}-vpc", cidr_block="10.30.0.0/16", tags=TAGS)
+    return aws.ec2.Subnet(f"{name}-subnet", vpc_id=vpc.id, cidr_block="10.30.0.0/20", map_public_ip_on_launch=public,
+                          assign_ipv6_address_on_creation=ipv6, tags=TAGS)
+
+
+def aws_template(name: str = "lt", *, nics=(PRIVATE_NIC,), mappings=ROOT, metadata=IMDS, tags=TAGS,
+                 instance_tags=TAGS, instance_type: str = "p5.48xlarge", **extra):
+    args = dict(instance_type=instance_type, image_id=AMI, metadata_options=metadata,
+                block_device_mappings=list(mappings) if mappings is not None else None,
+                network_interfaces=list(nics) if nics is not None else None, tags=tags, **extra)
+    if instance_tags is not None:
+        args["tag_specifications"] = [{"resource_type": "instance", "tags": instance_tags}]
+    return aws.ec2.LaunchTemplate(name, **args)
+
+
+def aws_group(name: str = "nodes", template=None, subnets=None, tags=ASG_TAGS):
+    """An Auto Scaling group of GPU nodes from ``template`` (a compliant one by default)."""
+    template = template or aws_template(f"{name}-lt")
+    subnets = [aws_subnet(f"{name}-net")] if subnets is None else subnets
+    return aws.autoscaling.Group(name, min_size=0, max_size=4, vpc_zone_identifiers=[s.id for s in subnets],
+                                 launch_template={"id": template.id, "version": "$Latest"}, tags=tags)
+
+
+def aws_instance(name: str = "node", *, kind=aws.ec2.Instance, subnet="private", **overrides):
+    """A GPU instance (or spot request, with ``kind``): IMDSv2, encrypted root, private, tagged."""
+    if subnet == "private":
+        subnet = aws_subnet(f"{name}-net")
+    args = dict(instance_type="g6.xlarge", ami=AMI, metadata_options=IMDS,
+                root_block_device={"encrypted": True, "volume_size": 200}, associate_public_ip_address=False,
+                tags=TAGS, subnet_id=subnet.id if subnet is not None else None)
+    args.update(overrides)
+    return kind(name, **{k: v for k, v in args.items() if v is not None})
+
+
+def aws_spot_fleet(name: str = "spot", *, spec=None, **extra):
+    subnet = aws_subnet(f"{name}-net")
+    launch = {"instance_type": "p4d.24xlarge", "ami": AMI, "subnet_id": subnet.id,
+              "associate_public_ip_address": False, "root_block_devices": [{"encrypted": True, "volume_size": 512}],
+              "tags": TAGS}
+    launch.update(spec or {})
+    return aws.ec2.SpotFleetRequest(name, iam_fleet_role="arn:aws:iam::0:role/fleet", target_capacity=2,
+                                    launch_specifications=[launch], **extra)
+
+
+def gcp_instance(name: str = "a3", *, kind=gcp.compute.Instance, nics=None, labels=LABELS, **extra):
+    nics = [{"subnetwork": "gpu"}] if nics is None else nics
+    args = dict(machine_type="a3-highgpu-8g", labels=labels, network_interfaces=nics, **extra)
+    if kind is gcp.compute.Instance:
+        args.update(zone="us-central1-a", boot_disk={"initialize_params": {"image": "debian-12"}})
+    elif kind is gcp.compute.InstanceTemplate:
+        args.update(disks=[{"source_image": "debian-12", "boot": True}])
+    return kind(name, **args)
+
+
+def azure_vm(name: str = "nd", *, nics=None, encryption_at_host=True, tags=TAGS, **extra):
+    """An ND VM attached to network interface resources (a private one by default)."""
+    if nics is None:
+        nics = [azure.network.NetworkInterface(f"{name}-nic", resource_group_name=RG, tags=TAGS,
+                                               ip_configurations=[{"name": "ipv4", "subnet": {"id": AZ_SUBNET}}])]
+    return azure.compute.VirtualMachine(
+        name, resource_group_name=RG, tags=tags, hardware_profile={"vm_size": "Standard_ND96isr_H100_v5"},
+        security_profile={"encryption_at_host": encryption_at_host},
+        network_profile={"network_interfaces": [{"id": n.id, "primary": i == 0} for i, n in enumerate(nics)]},
+        **extra)
+
+
+def azure_vmss(name: str = "ndss", *, ip_configs=None, tags=TAGS):
+    ip_configs = ip_configs or [{"name": "ipv4", "subnet": {"id": AZ_SUBNET}}]
+    return azure.compute.VirtualMachineScaleSet(
+        name, resource_group_name=RG, tags=tags, sku={"name": "Standard_ND96isr_H100_v5", "capacity": 2},
+        virtual_machine_profile={"security_profile": {"encryption_at_host": True}, "network_profile": {
+            "network_interface_configurations": [{"name": "nic", "primary": True, "ip_configurations": ip_configs}]}})
+
+
+def azure_rule(name: str, source, ports="22", *, access="Allow", protocol="Tcp", many=False):
+    prefix = {"source_address_prefixes": source} if many else {"source_address_prefix": source}
+    return azure.network.SecurityRule(name, resource_group_name=RG, network_security_group_name="nodes",
+                                      priority=100, direction="Inbound", access=access, protocol=protocol,
+                                      source_port_range="*", destination_address_prefix="*",
+                                      destination_port_range=ports, **prefix)
+
+
+def oci_instance(name: str = "h100", *, vnic=None, shape: str = "BM.GPU.H100.8", tags=LABELS, **extra):
+    vnic = {"subnet_id": "ocid1.subnet.oc1..x", "assign_public_ip": "false"} if vnic is None else vnic
+    return oci.core.Instance(name, compartment_id=COMPARTMENT, availability_domain=AD, shape=shape,
+                             freeform_tags=tags, create_vnic_details=vnic,
+                             source_details={"source_type": "image", "source_id": "ocid1.image.oc1..x"}, **extra)
+
+
+def oci_config(name: str = "config", *, launch=None, tags=LABELS, secondary=None):
+    details = {"compartment_id": COMPARTMENT, "shape": "BM.GPU.H100.8", "freeform_tags": LABELS,
+               "create_vnic_details": {"subnet_id": "ocid1.subnet.oc1..x", "assign_public_ip": False}}
+    details.update(launch or {})
+    instance = {"instance_type": "compute", "launch_details": details}
+    if secondary is not None:
+        instance["secondary_vnics"] = secondary
+    return oci.core.InstanceConfiguration(name, compartment_id=COMPARTMENT, freeform_tags=tags,
+                                          instance_details=instance)
+
+
+def oci_seclist(name: str, rules):
+    return oci.core.SecurityList(name, compartment_id=COMPARTMENT, vcn_id="ocid1.vcn.oc1..x", freeform_tags=LABELS,
+                                 ingress_security_rules=rules)

@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pulumi_policy import EnforcementLevel, ResourceValidationArgs, StackValidationArgs
-from pulumi_policy.policy import PolicyResource, PolicyResourceOptions
+from pulumi_policy import ResourceValidationArgs
+from pulumi_policy.policy import PolicyResourceOptions
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from aifactory.policy import RULE_NAMES, evaluate
 from aifactory.policy.pack import policies
 from aifactory import preview
+from tests.policy.harness import records, through_policy_sdk
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -27,12 +28,8 @@ GOOD = sorted(p for p in (HERE / "good_stacks").iterdir() if (p / "__main__.py")
 EXAMPLES = sorted(p.parent for p in REPO.glob("stacks/*/__main__.py"))
 
 
-def _records(result) -> list[dict]:
-    return [{**r.to_dict(), "urn": r.urn} for r in result.resources]
-
-
 def _violations(program_dir: Path):
-    resources = _records(preview.run_program(program_dir / "__main__.py", project="policy-test", stack="test"))
+    resources = records(preview.run_program(program_dir / "__main__.py", project="policy-test", stack="test"))
     assert resources, f"{program_dir.name} registered no resources"
     return resources, evaluate(resources)
 
@@ -59,43 +56,15 @@ def test_compliant_stack_has_no_violation(stack):
 @pytest.mark.parametrize("stack", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_stacks_pass(stack):
     """Every example stack, as `aifactory preview` runs it (its own Pulumi.<stack>.yaml config)."""
-    resources = _records(preview.preview(stack))
+    resources = records(preview.preview(stack))
     violations = evaluate(resources)
     assert violations == [], [v.render() for v in violations]
-
-
-def _through_policy_sdk(resources):
-    """Report what the pulumi-policy wrappers report, fed through the SDK's own argument types.
-
-    Properties are wrapped in the SDK's read-only proxies, exactly as its analyzer does."""
-    opts = PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None,
-                                 aliases=[], additional_secret_outputs=[], custom_timeouts=None)
-    found = []
-    stack_resources = [PolicyResource(r["type"], unknown_checking_proxy(r["inputs"]), r["urn"], r["name"], opts,
-                                      None, None, [], {})
-                       for r in resources]
-    by_name = {r.name: r for r in stack_resources}
-    for r, recorded in zip(stack_resources, resources):  # the engine hands dependencies as resources
-        r.dependencies = [by_name[d] for d in recorded["dependencies"] if d in by_name]
-    for policy in policies():
-        assert policy.enforcement_level == EnforcementLevel.MANDATORY
-
-        def report(message, urn=None, _name=policy.name):
-            found.append(_name)
-
-        if hasattr(policy, "remediate"):
-            for r in resources:
-                props = unknown_checking_proxy(r["inputs"])
-                policy.validate(ResourceValidationArgs(r["type"], props, r["urn"], r["name"], opts, None), report)
-        else:
-            policy.validate(StackValidationArgs(stack_resources), report)
-    return found
 
 
 @pytest.mark.parametrize("stack", BAD + GOOD, ids=[p.name for p in BAD + GOOD])
 def test_policy_pack_agrees_with_offline_evaluation(stack):
     resources, violations = _violations(stack)
-    assert sorted(_through_policy_sdk(resources)) == sorted(v.rule for v in violations)
+    assert sorted(through_policy_sdk(resources)) == sorted((v.rule, v.name) for v in violations)
 
 
 def test_unknown_values_during_preview_are_not_taken_as_compliant():
@@ -130,4 +99,4 @@ def test_preview_policy_option_passes_an_example_and_refuses_a_bad_stack(tmp_pat
     assert bad.exit_code == 1, bad.stderr
     lines = [line for line in bad.stderr.splitlines() if ": policy: " in line]
     assert lines and all("[no-open-admin-ports]" in line for line in lines), bad.stderr
-    assert "1 policy violation(s)" in bad.stderr
+    assert ": 1 policy violation" in bad.stderr

@@ -1,4 +1,4 @@
-"""Security guardrails for every stack, as pure functions of (resource type, properties).
+"""Security guardrails for every stack, as pure functions of the resources it registers.
 
 The same rules back two entry points:
 
@@ -6,9 +6,35 @@ The same rules back two entry points:
 * :func:`evaluate` — offline, over the resources a stack registers under Pulumi's mocks
   (``aifactory preview --policy``), so a laptop or CI without a cloud account sees the same result.
 
+The rules judge effective exposure, not the literal text of one property, because the stack
+program may come from an unreviewed pull request:
+
+* every resource type that can launch a node is read through one table (:data:`NODE_KINDS`:
+  type -> where its machine type, tags, metadata options, disks and addresses live), so a spot
+  request, a fleet or an instance configuration meets the same rules as a launch template;
+* node groups (Auto Scaling groups, fleets, managed instance groups, instance pools) must launch
+  templates declared in the stack, or no rule could see what they launch;
+* a public address is looked for on every path: the node's own interfaces, the subnet default it
+  leaves the choice to, elastic/public IPs and interfaces attached by separate resources;
+* an admin port is open when the union of the sources reaching it, across every rule of the
+  provider in the stack, covers the internet (see :mod:`.addresses` for the criterion).
+
 Properties use the engine's names (camelCase, as pulumi-policy and the mock monitor see them).
-Booleans may arrive as strings ("true"): several bridged providers type them so (the AWS launch
-template's ``ebs.encrypted``, OCI's ``assignPublicIp``), and both forms are handled.
+Booleans may arrive as strings ("true"): several bridged providers type them so, and both forms
+are handled. References between resources are followed by id or name where recorded, else
+through the dependencies the engine records for every output passed as an input (per property
+where the engine says which property).
+
+Per resource (in the pack, resource policies decided before anything is created): IMDSv2,
+encryption, tags, a node's own public addresses, a rule whose own sources are the internet.
+Across resources (stack policies): everything that needs a reference followed.
+
+Not examined: load balancers and forwarding rules in front of nodes (beyond Azure NAT pools and
+rules on a node's own IP configuration), prefix lists and address groups maintained outside the
+stack (they add no source), deny rules (never subtracted, which errs towards refusing), and node
+types outside :data:`NODE_KINDS` (GKE and OKE node pools, aws-native and classic Azure compute).
+Offline, the mocks record no per-property dependencies, so a reference written as a literal id
+next to an unrelated ``depends_on`` is taken at its word; the pack has the engine's.
 
 Nothing here swallows exceptions: during ``pulumi preview`` an unknown value raises the policy
 SDK's ``UnknownValueError`` on access, and the SDK reports that the policy could not be decided.
@@ -16,222 +42,38 @@ SDK's ``UnknownValueError`` on access, and the SDK reports that the policy could
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from collections import defaultdict
+from typing import Iterable, Mapping
 
-from ..components.base import TAG_FACTORY, TAG_POOL, TAG_ROLE, label_key
+from .addresses import describe, is_internet, public_size
+from .ingress import ADMIN_PORTS, INGRESS_KINDS, grants, ports_text, sources_text
+from .model import (
+    AWS_DEFAULT_ROUTE_TABLE, AWS_DEFAULT_SUBNET, AWS_EGRESS, AWS_EIP, AWS_EIP_ASSOC, AWS_IGW, AWS_INGRESS,
+    AWS_INSTANCE, AWS_LT, AWS_MAIN_ROUTE_ASSOC, AWS_NIC, AWS_NIC_ATTACH, AWS_ROUTE, AWS_ROUTE_ASSOC,
+    AWS_ROUTE_TABLE, AWS_SG, AWS_SG_RULE, AWS_SPOT_INSTANCE, AWS_SUBNET, AWS_VOLUME, AWS_VPC, AZ_NIC, AZ_VM,
+    GCP_FROM_TEMPLATE, GCP_INSTANCE, GCP_SUBNETWORK, GCP_TEMPLATES, OCI_INSTANCE, OCI_PRIVATE_IP, OCI_PUBLIC_IP,
+    OCI_VNIC_ATTACH, OCI_VOLUME_ATTACH, Resource, Rule, Stack, Violation, as_list, as_resource, as_text, count_of,
+    dicts, is_false, is_true, provider_of,
+)
+from .nodes import (COMPUTE_TYPES, NODE_KINDS, REQUIRED_TAGS, ROOT_DEVICES, NodeKind, azure_ip_configs,
+                    efa_interfaces, oci_vnic_findings, required_keys, tag_sets, is_gpu, is_gpu_node, launchers)
 
-# Tag keys every compute resource carries: inventories select nodes by them and cost reports
-# group by them. The components write them (components/base.py); AWS and Azure take them as
-# they are (aifactory:pool), GCP labels and OCI freeform tags in label form (aifactory-pool).
-REQUIRED_TAGS = (TAG_FACTORY, TAG_POOL, TAG_ROLE)
-
-# Ports that must never be open to the internet: SSH, HTTPS (BMC web UI / Redfish, management
-# consoles), IPMI over LAN (UDP 623), RDP, VNC and the Kubernetes API.
-ADMIN_PORTS = {22: "SSH", 443: "HTTPS/Redfish", 623: "IPMI", 3389: "RDP", 5900: "VNC", 6443: "Kubernetes API"}
-
-# Instance types that carry GPUs (AWS p/g/trn families, GCP a2/a3/a4/g2, Azure N-series, OCI *.GPU).
-_GPU_TYPES = re.compile(r"^(p[0-9]|g[0-9]|trn[0-9]|inf[0-9])[a-z0-9-]*\.|^(a[2-4]|g2)-|^Standard_N|^(BM|VM)\.GPU")
-
-AWS_LT = "aws:ec2/launchTemplate:LaunchTemplate"
-AWS_INSTANCE = "aws:ec2/instance:Instance"
-AWS_VOLUME = "aws:ebs/volume:Volume"
-AWS_ASG = "aws:autoscaling/group:Group"
-AWS_SG = "aws:ec2/securityGroup:SecurityGroup"
-AWS_SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
-AWS_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-AWS_EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-GCP_TEMPLATES = ("gcp:compute/instanceTemplate:InstanceTemplate", "gcp:compute/regionInstanceTemplate:RegionInstanceTemplate")
-GCP_INSTANCE = "gcp:compute/instance:Instance"
-GCP_FIREWALL = "gcp:compute/firewall:Firewall"
-AZ_VMSS = "azure-native:compute:VirtualMachineScaleSet"
-AZ_VM = "azure-native:compute:VirtualMachine"
-AZ_NIC = "azure-native:network:NetworkInterface"
-AZ_NSG = "azure-native:network:NetworkSecurityGroup"
-AZ_RULE = "azure-native:network:SecurityRule"
-OCI_INSTANCE = "oci:Core/instance:Instance"
-OCI_CONFIG = "oci:Core/instanceConfiguration:InstanceConfiguration"
-OCI_SECLIST = "oci:Core/securityList:SecurityList"
-OCI_NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
-
-COMPUTE_TYPES = (AWS_LT, AWS_INSTANCE, AWS_ASG, *GCP_TEMPLATES, GCP_INSTANCE, AZ_VMSS, AZ_VM, OCI_INSTANCE, OCI_CONFIG)
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One registered resource: what the mock harness records and what the policy SDK passes."""
-
-    type: str
-    name: str
-    props: Mapping
-    urn: str = ""
-    dependencies: tuple = ()  # URNs (or names) of the resources it depends on
-
-    @property
-    def id(self):
-        return self.props.get("id")
-
-
-@dataclass(frozen=True)
-class Violation:
-    rule: str
-    type: str
-    name: str
-    message: str
-    urn: str = ""
-
-    def render(self) -> str:
-        return f"[{self.rule}] {self.type} {self.name}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    description: str
-    check: Callable[[str, Mapping], list[str]] | None = None  # per resource
-    stack_check: Callable[[list[Resource]], list[tuple[Resource, str]]] | None = None  # whole stack
-    remediation: str = ""
-    types: tuple = field(default=())
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-def _true(value) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def _false(value) -> bool:
-    return value is False or (isinstance(value, str) and value.strip().lower() == "false")
-
-
-def _list(value) -> list:
-    # Sequence, not list: the policy SDK hands rules read-only proxies (Sequence and Mapping).
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else []
-
-
-def _dict(value) -> Mapping:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _dig(props: Mapping, *path):
-    cur = props
-    for part in path:
-        cur = _dict(cur).get(part)
-    return cur
-
-
-def _required(rtype: str) -> tuple[str, ...]:
-    if rtype.startswith(("gcp:", "oci:")):
-        return tuple(label_key(k) for k in REQUIRED_TAGS)
-    return REQUIRED_TAGS
-
-
-def _pool_tag(rtype: str) -> str:
-    return label_key(TAG_POOL) if rtype.startswith(("gcp:", "oci:")) else TAG_POOL
-
-
-def _tags(rtype: str, props: Mapping) -> Mapping:
-    if rtype == AWS_ASG:  # a list of {key, value, propagateAtLaunch}
-        return {t.get("key"): t.get("value") for t in _list(props.get("tags")) if isinstance(t, Mapping)}
-    if rtype.startswith("gcp:"):
-        return _dict(props.get("labels"))
-    if rtype.startswith("oci:"):
-        tags = dict(_dict(props.get("freeformTags")))
-        tags.update(_dict(_dig(props, "instanceDetails", "launchDetails", "freeformTags")))
-        return tags
-    return _dict(props.get("tags"))
-
-
-def _machine_type(rtype: str, props: Mapping) -> str:
-    if rtype in (AWS_LT, AWS_INSTANCE):
-        value = props.get("instanceType")
-    elif rtype.startswith("gcp:"):
-        value = props.get("machineType")
-    elif rtype == AZ_VMSS:
-        value = _dig(props, "sku", "name")
-    elif rtype == AZ_VM:
-        value = _dig(props, "hardwareProfile", "vmSize")
-    elif rtype == OCI_CONFIG:
-        value = _dig(props, "instanceDetails", "launchDetails", "shape")
-    else:
-        value = props.get("shape")
-    return value if isinstance(value, str) else ""
-
-
-def _efa_interfaces(props: Mapping) -> list[Mapping]:
-    return [n for n in _list(props.get("networkInterfaces"))
-            if isinstance(n, Mapping) and n.get("interfaceType") in ("efa", "efa-only")]
-
-
-def is_gpu_node(rtype: str, props: Mapping) -> bool:
-    """A compute resource that runs GPU nodes: a GPU instance type, EFA interfaces or a pool tag."""
-    if rtype not in COMPUTE_TYPES:
-        return False
-    if _GPU_TYPES.search(_machine_type(rtype, props)):
-        return True
-    if rtype.startswith("gcp:") and _list(props.get("guestAccelerators")):
-        return True
-    return bool(_efa_interfaces(props)) or _pool_tag(rtype) in _tags(rtype, props)
-
-
-def _open_to_world(cidrs: Iterable) -> list[str]:
-    out = []
-    for cidr in cidrs:
-        if not isinstance(cidr, str):
-            continue
-        if cidr.strip() in ("*", "Internet", "Any", "any"):
-            out.append(cidr)
-            continue
-        try:
-            if ipaddress.ip_network(cidr.strip(), strict=False).prefixlen == 0:
-                out.append(cidr)
-        except ValueError:
-            continue
-    return out
-
-
-def _ports_hit(low, high) -> list[int]:
-    try:
-        low, high = int(low), int(high)
-    except (TypeError, ValueError):
-        return sorted(ADMIN_PORTS)
-    return [p for p in sorted(ADMIN_PORTS) if low <= p <= high]
-
-
-def _port_ranges(specs: Iterable) -> list[int]:
-    """Admin ports covered by strings such as '22', '1000-2000' or '*' (Azure, GCP)."""
-    hit: set[int] = set()
-    for spec in specs:
-        spec = str(spec).strip()
-        if spec in ("*", ""):
-            hit.update(ADMIN_PORTS)
-        elif "-" in spec:
-            low, _, high = spec.partition("-")
-            hit.update(_ports_hit(low, high))
-        else:
-            hit.update(_ports_hit(spec, spec))
-    return sorted(hit)
-
-
-def _ports_text(ports: list[int]) -> str:
-    return ", ".join(f"{p} ({ADMIN_PORTS[p]})" for p in ports)
+__all__ = [
+    "ADMIN_PORTS", "COMPUTE_TYPES", "INGRESS_KINDS", "NODE_KINDS", "REQUIRED_TAGS", "ROOT_DEVICES", "RULES",
+    "RULE_NAMES", "Resource", "Rule", "Stack", "Violation", "evaluate", "is_gpu_node",
+]
 
 
 # --- imdsv2-required -------------------------------------------------------------------------
 
 def imdsv2(rtype: str, props: Mapping) -> list[str]:
-    """EC2 instances must require IMDSv2 session tokens: IMDSv1 lets any SSRF read the node's
-    instance-role credentials (AWS: "Use IMDSv2"; ParallelCluster and EKS set it by default)."""
-    if rtype not in (AWS_LT, AWS_INSTANCE):
-        return []
-    options = _dict(props.get("metadataOptions"))
-    if options.get("httpEndpoint") == "disabled":
-        return []
-    if options.get("httpTokens") != "required":
-        return [f"metadataOptions.httpTokens is {options.get('httpTokens')!r}; set it to 'required' (IMDSv2)"]
-    return []
+    """EC2 nodes must require IMDSv2 session tokens: IMDSv1 lets any SSRF read the node's
+    instance-role credentials (AWS: "Use IMDSv2"; ParallelCluster and EKS set it by default).
+    Every resource that defines what an EC2 node runs is read: launch templates and
+    configurations, instances, spot requests, spot fleets' launch specifications (which cannot
+    set it) and EKS node groups without a launch template (whose default does not)."""
+    kind = NODE_KINDS.get(rtype)
+    return kind.imds(props) if kind and kind.imds else []
 
 
 # --- encrypted-volumes -----------------------------------------------------------------------
@@ -239,234 +81,336 @@ def imdsv2(rtype: str, props: Mapping) -> list[str]:
 def encrypted_volumes(rtype: str, props: Mapping) -> list[str]:
     """Every volume is encrypted at rest (and, on OCI VMs, in transit).
 
-    GCP encrypts every persistent disk at rest and cannot be told not to, so GCP has nothing to
-    check here. Azure managed disks are always encrypted at rest; encryption at host also
-    covers the temp disk and the disk caches, which hold checkpoints and datasets.
+    An EC2 node declares an encrypted EBS root: a launch template that maps only instance-store
+    (ephemeral) devices or data volumes leaves the root volume to the AMI's snapshot, which may
+    be unencrypted. GCP encrypts every persistent disk at rest and cannot be told not to, so GCP
+    has nothing to check here. Azure managed disks are always encrypted at rest; encryption at
+    host also covers the temp disk and the disk caches, which hold checkpoints and datasets.
     """
-    out = []
-    if rtype == AWS_LT:
-        mappings = [m for m in _list(props.get("blockDeviceMappings")) if isinstance(m, Mapping)]
-        if not mappings:
-            out.append("no blockDeviceMappings: the root volume's encryption is left to the AMI; "
-                       "declare it with ebs.encrypted = true")
-        for i, m in enumerate(mappings):
-            ebs = m.get("ebs")
-            if isinstance(ebs, Mapping) and not _true(ebs.get("encrypted")):
-                out.append(f"blockDeviceMappings[{i}] ({m.get('deviceName')}) is not encrypted")
-    elif rtype == AWS_INSTANCE:
-        if not _true(_dig(props, "rootBlockDevice", "encrypted")):
-            out.append("rootBlockDevice.encrypted is not true")
-        for i, d in enumerate(_list(props.get("ebsBlockDevices"))):
-            if isinstance(d, Mapping) and not _true(d.get("encrypted")):
-                out.append(f"ebsBlockDevices[{i}] ({d.get('deviceName')}) is not encrypted")
-    elif rtype == AWS_VOLUME:
-        if not _true(props.get("encrypted")):
-            out.append("encrypted is not true")
-    elif rtype in (AZ_VMSS, AZ_VM):
-        profile = _dict(props.get("virtualMachineProfile")) if rtype == AZ_VMSS else props
-        if not _true(_dig(profile, "securityProfile", "encryptionAtHost")):
-            out.append("securityProfile.encryptionAtHost is not true (temp disk and caches stay unencrypted)")
-    elif rtype in (OCI_INSTANCE, OCI_CONFIG):
-        details = _dict(_dig(props, "instanceDetails", "launchDetails")) if rtype == OCI_CONFIG else props
-        shape = _machine_type(rtype, props)
-        flags = [details.get("isPvEncryptionInTransitEnabled"),
-                 _dig(details, "launchOptions", "isPvEncryptionInTransitEnabled")]
-        # OCI encrypts every boot and block volume at rest. In-transit encryption applies to
-        # paravirtualized attachments, which VM shapes use; bare metal attaches boot volumes over
-        # iSCSI, so there it must only not be switched off explicitly.
-        if shape.startswith("BM."):
-            if any(_false(f) for f in flags):
-                out.append("isPvEncryptionInTransitEnabled is explicitly false")
-        elif not any(_true(f) for f in flags):
-            out.append("isPvEncryptionInTransitEnabled is not true (boot volume traffic unencrypted)")
-    return out
-
-
-# --- no-public-ip-on-gpu-nodes ---------------------------------------------------------------
-
-def no_public_ip(rtype: str, props: Mapping) -> list[str]:
-    """GPU nodes live on private subnets; people reach them through a bastion or SSM."""
-    if not is_gpu_node(rtype, props):
+    if rtype == AWS_VOLUME:
+        return [] if is_true(props.get("encrypted")) else ["encrypted is not true"]
+    if rtype == OCI_VOLUME_ATTACH:
+        if (as_text(props.get("attachmentType")).lower() == "paravirtualized"
+                and not is_true(props.get("isPvEncryptionInTransitEnabled"))):
+            return ["a paravirtualized attachment without isPvEncryptionInTransitEnabled (volume traffic unencrypted)"]
         return []
-    out = []
-    if rtype == AWS_LT:
-        for i, nic in enumerate(_list(props.get("networkInterfaces"))):
-            if isinstance(nic, Mapping) and _true(nic.get("associatePublicIpAddress")):
-                out.append(f"networkInterfaces[{i}].associatePublicIpAddress is true")
-    elif rtype == AWS_INSTANCE:
-        if _true(props.get("associatePublicIpAddress")):
-            out.append("associatePublicIpAddress is true")
-    elif rtype.startswith("gcp:"):
-        for i, nic in enumerate(_list(props.get("networkInterfaces"))):
-            if not isinstance(nic, Mapping):
-                continue
-            for key in ("accessConfigs", "ipv6AccessConfigs"):
-                if _list(nic.get(key)):
-                    out.append(f"networkInterfaces[{i}].{key} gives the node an external IP")
-    elif rtype in (AZ_VMSS, AZ_VM):
-        network = (_dig(props, "virtualMachineProfile", "networkProfile") if rtype == AZ_VMSS
-                   else props.get("networkProfile"))
-        for i, nic in enumerate(_list(_dict(network).get("networkInterfaceConfigurations"))):
-            for j, ip in enumerate(_list(_dict(nic).get("ipConfigurations"))):
-                if _dict(ip).get("publicIPAddressConfiguration"):
-                    out.append(f"networkInterfaceConfigurations[{i}].ipConfigurations[{j}] has a "
-                               "publicIPAddressConfiguration")
-    elif rtype in (OCI_INSTANCE, OCI_CONFIG):
-        vnic = (_dig(props, "instanceDetails", "launchDetails", "createVnicDetails") if rtype == OCI_CONFIG
-                else props.get("createVnicDetails"))
-        # OCI assigns a public IP by default on a public subnet: it must be refused explicitly.
-        if not _false(_dict(vnic).get("assignPublicIp")):
-            out.append("createVnicDetails.assignPublicIp is not false")
-    return out
-
-
-# --- no-open-admin-ports ---------------------------------------------------------------------
-
-def _aws_rule(rule: Mapping, cidr_keys=("cidrBlocks", "ipv6CidrBlocks")) -> list[str]:
-    cidrs = [c for key in cidr_keys for c in (_list(rule.get(key)) or [rule.get(key)])]
-    world = _open_to_world(cidrs)
-    if not world:
-        return []
-    protocol = str(rule.get("protocol", rule.get("ipProtocol", ""))).lower()
-    if protocol in ("-1", "all"):
-        ports = sorted(ADMIN_PORTS)
-    elif protocol in ("tcp", "6", "udp", "17"):
-        ports = _ports_hit(rule.get("fromPort"), rule.get("toPort"))
-        if protocol in ("udp", "17"):
-            ports = [p for p in ports if p == 623]  # IPMI is UDP; the others are TCP
-        else:
-            ports = [p for p in ports if p != 623]
-    else:
-        return []
-    return [f"{', '.join(world)} may reach {_ports_text(ports)}"] if ports else []
-
-
-def no_open_admin_ports(rtype: str, props: Mapping) -> list[str]:
-    """No rule lets 0.0.0.0/0 (or ::/0) reach SSH, BMC/management or other admin ports."""
-    out = []
-    if rtype == AWS_SG:
-        for i, rule in enumerate(_list(props.get("ingress"))):
-            out += [f"ingress[{i}]: {m}" for m in _aws_rule(_dict(rule))]
-    elif rtype == AWS_SG_RULE and props.get("type") == "ingress":
-        out += _aws_rule(props)
-    elif rtype == AWS_INGRESS:
-        out += _aws_rule(props, ("cidrIpv4", "cidrIpv6"))
-    elif rtype == GCP_FIREWALL:
-        if str(props.get("direction", "INGRESS")).upper() == "INGRESS" and not _true(props.get("disabled")):
-            world = _open_to_world(_list(props.get("sourceRanges")))
-            if world:
-                ports: set[int] = set()
-                for allow in _list(props.get("allows")):
-                    protocol = str(_dict(allow).get("protocol", "")).lower()
-                    specs = _list(_dict(allow).get("ports")) or ["*"]
-                    hit = _port_ranges(specs) if protocol in ("all", "tcp", "udp", "6", "17") else []
-                    if protocol in ("tcp", "6"):
-                        hit = [p for p in hit if p != 623]
-                    elif protocol in ("udp", "17"):
-                        hit = [p for p in hit if p == 623]
-                    ports.update(hit)
-                if ports:
-                    out.append(f"sourceRanges {', '.join(world)} may reach {_ports_text(sorted(ports))}")
-    elif rtype in (AZ_NSG, AZ_RULE):
-        rules = _list(props.get("securityRules")) if rtype == AZ_NSG else [props]
-        for i, rule in enumerate(rules):
-            rule = _dict(rule)
-            props_ = _dict(rule.get("properties")) or rule  # both flattened and nested shapes
-            if str(props_.get("direction", "")).lower() != "inbound" or str(props_.get("access", "")).lower() != "allow":
-                continue
-            world = _open_to_world([props_.get("sourceAddressPrefix"), *_list(props_.get("sourceAddressPrefixes"))])
-            ports = _port_ranges([props_.get("destinationPortRange")] * bool(props_.get("destinationPortRange"))
-                                 + _list(props_.get("destinationPortRanges")))
-            if world and ports:
-                where = f"securityRules[{i}] " if rtype == AZ_NSG else ""
-                out.append(f"{where}{', '.join(world)} may reach {_ports_text(ports)}")
-    elif rtype in (OCI_SECLIST, OCI_NSG_RULE):
-        rules = _list(props.get("ingressSecurityRules")) if rtype == OCI_SECLIST else (
-            [props] if str(props.get("direction", "")).upper() == "INGRESS" else [])
-        for i, rule in enumerate(rules):
-            rule = _dict(rule)
-            world = _open_to_world([rule.get("source")])
-            protocol = str(rule.get("protocol", ""))
-            if not world:
-                continue
-            if protocol == "all":
-                ports = sorted(ADMIN_PORTS)
-            elif protocol in ("6", "17"):
-                opts = _dict(rule.get("tcpOptions" if protocol == "6" else "udpOptions"))
-                dest = _dict(opts.get("destinationPortRange")) or opts  # NSG rule vs. security list
-                ports = _ports_hit(dest.get("min", 1), dest.get("max", 65535)) if dest else sorted(ADMIN_PORTS)
-                ports = [p for p in ports if (p == 623) == (protocol == "17")]
-            else:
-                continue
-            if ports:
-                where = f"ingressSecurityRules[{i}] " if rtype == OCI_SECLIST else ""
-                out.append(f"{where}{', '.join(world)} may reach {_ports_text(ports)}")
-    return out
+    kind = NODE_KINDS.get(rtype)
+    return kind.disks(props) if kind and kind.disks else []
 
 
 # --- required-tags ---------------------------------------------------------------------------
 
 def required_tags(rtype: str, props: Mapping) -> list[str]:
     """Compute resources carry the factory, pool and role tags (inventories and cost reports use
-    them); an AWS launch template also passes them on to the instances it launches."""
-    if rtype not in COMPUTE_TYPES:
-        return []
+    them), with a value that is not blank; where a resource tags both itself and the nodes it
+    launches (an AWS launch template's tagSpecifications, an OCI instance configuration's launch
+    details), both carry them."""
     out = []
-    tags = _tags(rtype, props)
-    missing = [k for k in _required(rtype) if not tags.get(k)]
-    if missing:
-        what = "labels" if rtype.startswith("gcp:") else "freeformTags" if rtype.startswith("oci:") else "tags"
-        out.append(f"{what} lack {', '.join(missing)}")
-    if rtype == AWS_LT:
-        specs = [_dict(t) for t in _list(props.get("tagSpecifications"))]
-        instance = next((_dict(t.get("tags")) for t in specs if t.get("resourceType") == "instance"), {})
-        missing = [k for k in REQUIRED_TAGS if not instance.get(k)]
+    for where, tags in tag_sets(rtype, props):
+        missing = [k for k in required_keys(rtype) if not as_text(tags.get(k))]
         if missing:
-            out.append(f"tagSpecifications for instances lack {', '.join(missing)} (launched nodes untagged)")
+            note = " (launched nodes untagged)" if "instances" in where else ""
+            out.append(f"{where} lack {', '.join(missing)}{note}")
+    return out
+
+
+# --- no-public-ip-on-gpu-nodes ---------------------------------------------------------------
+
+def _subnet_public_v4(subnet: Resource) -> bool:
+    flag = subnet.props.get("mapPublicIpOnLaunch")
+    # Default subnets assign public addresses unless told otherwise.
+    return not is_false(flag) if subnet.type == AWS_DEFAULT_SUBNET else is_true(flag)
+
+
+def _subnet_v6(subnet: Resource) -> bool:
+    return is_true(subnet.props.get("assignIpv6AddressOnCreation")) or is_true(subnet.props.get("ipv6Native"))
+
+
+def _route_tables(stack: Stack, subnet: Resource) -> list[Resource]:
+    """The route tables that route ``subnet``: its explicit associations, else its VPC's main table."""
+    tables = [t for a in stack.of(AWS_ROUTE_ASSOC)
+              if subnet in stack.targets(a, "subnetId", a.props.get("subnetId"), (AWS_SUBNET, AWS_DEFAULT_SUBNET))
+              for t in stack.targets(a, "routeTableId", a.props.get("routeTableId"), (AWS_ROUTE_TABLE,))]
+    if tables:
+        return tables
+    vpcs = stack.targets(subnet, "vpcId", subnet.props.get("vpcId"), (AWS_VPC,))
+    out = list(vpcs)  # routes added to the VPC's implicit main table name the VPC
+    for a in stack.of(AWS_MAIN_ROUTE_ASSOC):
+        if any(v in stack.targets(a, "vpcId", a.props.get("vpcId"), (AWS_VPC,)) for v in vpcs):
+            out += stack.targets(a, "routeTableId", a.props.get("routeTableId"), (AWS_ROUTE_TABLE,))
+    for t in stack.of(AWS_DEFAULT_ROUTE_TABLE):
+        owners = stack.targets(t, "defaultRouteTableId", t.props.get("defaultRouteTableId"), (AWS_VPC,))
+        if any(v in owners for v in vpcs):
+            out.append(t)
+    return out
+
+
+def _is_igw(stack: Stack, r: Resource, prop: str, value) -> bool:
+    if not value:
+        return False
+    return as_text(value).startswith("igw-") or bool(stack.targets(r, prop, value, (AWS_IGW,)))
+
+
+def _routes_to_igw(stack: Stack, subnet: Resource) -> bool:
+    """Does ``subnet`` route anything to an internet gateway? Taken as yes where this stack does
+    not say how the subnet is routed (no association, and no VPC of its own declared here)."""
+    tables = _route_tables(stack, subnet)
+    if not tables:
+        return True
+    for table in tables:
+        if table.type != AWS_VPC and any(_is_igw(stack, table, "routes", route.get("gatewayId"))
+                                         for route in dicts(table.props.get("routes"))):
+            return True
+        for route in stack.of(AWS_ROUTE):
+            if table in stack.targets(route, "routeTableId", route.props.get("routeTableId"),
+                                      (AWS_ROUTE_TABLE, AWS_DEFAULT_ROUTE_TABLE, AWS_VPC)) \
+                    and _is_igw(stack, route, "gatewayId", route.props.get("gatewayId")):
+                return True
+    return False
+
+
+def _aws_landing(stack: Stack, r: Resource, kind: NodeKind, out: list[tuple[Resource, str]]) -> None:
+    """Public addresses an AWS node gets from the subnets it lands in."""
+    unrefused = kind.unrefused(r.props)
+    ipv6 = kind.ipv6(r.props)
+    # (resource that names the subnets, the subnets) — the node's own, else each launcher's
+    placements = [(r, kind.subnets(r.props))] if kind.subnets(r.props) else []
+    for launcher, _ in launchers(stack, r):
+        placements.append((launcher, NODE_KINDS[launcher.type].subnets(launcher.props)))
+    if not placements and (unrefused or ipv6):
+        where = ", ".join(unrefused + ipv6)
+        if kind.template:
+            out.append((r, f"{where}: no public address refused, and no node group in this stack says which subnet "
+                           "it lands in; set associatePublicIpAddress = false"))
+        else:
+            out.append((r, f"{where}: no public address refused and no subnet named, so it lands in the default "
+                           "VPC, whose subnets assign public IPs; set associatePublicIpAddress = false"))
+        return
+    for owner, refs in placements:
+        if not refs and unrefused:
+            out.append((owner, f"no subnet named: nodes land in the default VPC, whose subnets assign public IPs, and "
+                               f"{', '.join(unrefused)} does not refuse one (associatePublicIpAddress = false)"))
+        for prop, value in refs:
+            subnets = stack.targets(owner, prop, value, (AWS_SUBNET, AWS_DEFAULT_SUBNET))
+            label = f"subnet {value}"
+            if not subnets:
+                if unrefused or ipv6:
+                    out.append((owner, f"{label} is not declared in this stack, so its public-IP default cannot be "
+                                       f"checked, and {', '.join(unrefused + ipv6)} does not refuse a public address"))
+                continue
+            for subnet in subnets:
+                if unrefused and _subnet_public_v4(subnet):
+                    out.append((owner, f"lands in subnet {subnet.name}, which maps public IPs on launch, and "
+                                       f"{', '.join(unrefused)} does not refuse one "
+                                       "(associatePublicIpAddress = false)"))
+                if (ipv6 or _subnet_v6(subnet)) and _routes_to_igw(stack, subnet):
+                    what = ", ".join(ipv6) or f"subnet {subnet.name} assigns IPv6 addresses on creation"
+                    out.append((owner, f"{what}, and subnet {subnet.name} routes to an internet gateway "
+                                       "(use an egress-only internet gateway for IPv6)"))
+
+
+def _gpu_instances(stack: Stack, r: Resource, prop: str, value) -> list[Resource]:
+    return [t for t in stack.targets(r, prop, value, (AWS_INSTANCE, AWS_SPOT_INSTANCE)) if is_gpu(stack, t)]
+
+
+def _aws_nic_owners(stack: Stack, nic: Resource) -> list[Resource]:
+    """GPU nodes an EC2 network interface is attached to, by any of the three ways to attach one."""
+    owners = _gpu_instances(stack, nic, "attachments", [a.get("instance") for a in dicts(nic.props.get("attachments"))])
+    for a in stack.of(AWS_NIC_ATTACH):
+        if nic in stack.targets(a, "networkInterfaceId", a.props.get("networkInterfaceId"), (AWS_NIC,)):
+            owners += _gpu_instances(stack, a, "instanceId", a.props.get("instanceId"))
+    for node in stack.resources:
+        kind = NODE_KINDS.get(node.type)
+        if kind and node.type.startswith("aws:") and is_gpu(stack, node) and any(
+                nic in stack.targets(node, prop, value, (AWS_NIC,)) for prop, value in kind.nics(node.props)):
+            owners.append(node)
+    return owners
+
+
+def _aws_addresses(stack: Stack, out: list[tuple[Resource, str]]) -> None:
+    """Elastic IPs and IPv6 interfaces attached to GPU nodes by separate resources."""
+    nic_owners = {id(n): _aws_nic_owners(stack, n) for n in stack.of(AWS_NIC)}
+    for nic in stack.of(AWS_NIC):
+        ipv6 = (count_of(nic.props.get("ipv6AddressCount")) > 0 or as_list(nic.props.get("ipv6Addresses"))
+                or is_true(nic.props.get("enablePrimaryIpv6")))
+        if nic_owners[id(nic)] and ipv6:
+            subnets = stack.targets(nic, "subnetId", nic.props.get("subnetId"), (AWS_SUBNET, AWS_DEFAULT_SUBNET))
+            if not subnets or any(_routes_to_igw(stack, s) for s in subnets):
+                out.append((nic, f"IPv6 addresses on an interface of GPU node {nic_owners[id(nic)][0].name}, in a "
+                                 "subnet routed to an internet gateway (or not declared in this stack)"))
+    for eip in stack.of(AWS_EIP, AWS_EIP_ASSOC):
+        keys = ("instance", "networkInterface") if eip.type == AWS_EIP else ("instanceId", "networkInterfaceId")
+        nodes = _gpu_instances(stack, eip, keys[0], eip.props.get(keys[0]))
+        for nic in stack.targets(eip, keys[1], eip.props.get(keys[1]), (AWS_NIC,)):
+            nodes += nic_owners[id(nic)]
+        if nodes:
+            out.append((eip, f"attaches an elastic IP to GPU node {nodes[0].name}"))
+
+
+def _azure_addresses(stack: Stack, out: list[tuple[Resource, str]]) -> None:
+    for vm in stack.of(AZ_VM):
+        if not is_gpu(stack, vm):
+            continue
+        for prop, value in NODE_KINDS[AZ_VM].nics(vm.props):
+            nics = stack.targets(vm, prop, value, (AZ_NIC,))
+            if value and not nics:
+                out.append((vm, f"network interface {value} is not declared in this stack: its public IP "
+                                "configuration cannot be checked"))
+            for nic in nics:
+                for message in azure_ip_configs([nic.props], "networkInterface", "publicIPAddress"):
+                    out.append((nic, f"{message.replace('networkInterface[0].', '')} on GPU node {vm.name}"))
+
+
+def _gcp_addresses(stack: Stack, out: list[tuple[Resource, str]]) -> None:
+    """Dual-stack or IPv6-only interfaces in a subnetwork whose IPv6 range is EXTERNAL get a
+    globally reachable IPv6 address without any access config being written."""
+    for node in stack.of(GCP_INSTANCE, GCP_FROM_TEMPLATE, *GCP_TEMPLATES):
+        if not is_gpu(stack, node):
+            continue
+        for i, nic in enumerate(dicts(node.props.get("networkInterfaces"))):
+            if as_text(nic.get("stackType")).upper() not in ("IPV4_IPV6", "IPV6_ONLY"):
+                continue
+            for subnet in stack.targets(node, "networkInterfaces", nic.get("subnetwork"), (GCP_SUBNETWORK,)):
+                if as_text(subnet.props.get("ipv6AccessType")).upper() == "EXTERNAL":
+                    out.append((node, f"networkInterfaces[{i}] is {nic.get('stackType')} in subnetwork {subnet.name}, "
+                                      "whose IPv6 range is EXTERNAL"))
+
+
+def _oci_addresses(stack: Stack, out: list[tuple[Resource, str]]) -> None:
+    def gpu_instance(r: Resource, prop: str, value) -> list[Resource]:
+        return [t for t in stack.targets(r, prop, value, (OCI_INSTANCE,)) if is_gpu(stack, t)]
+
+    attached = {}
+    for a in stack.of(OCI_VNIC_ATTACH):
+        nodes = gpu_instance(a, "instanceId", a.props.get("instanceId"))
+        attached[id(a)] = nodes
+        if nodes:
+            out += [(a, f"{m} on a secondary VNIC of GPU node {nodes[0].name}")
+                    for m in oci_vnic_findings(a.props.get("createVnicDetails"), "createVnicDetails.")]
+    for public in stack.of(OCI_PUBLIC_IP):
+        nodes = []
+        for private in stack.targets(public, "privateIpId", public.props.get("privateIpId"), (OCI_PRIVATE_IP,)):
+            vnic = private.props.get("vnicId")
+            nodes += gpu_instance(private, "vnicId", vnic)
+            nodes += [n for a in stack.targets(private, "vnicId", vnic, (OCI_VNIC_ATTACH,)) for n in attached[id(a)]]
+        if nodes:
+            out.append((public, f"assigns a public IP to a private IP of GPU node {nodes[0].name}"))
+
+
+def no_public_ip_on_node(rtype: str, props: Mapping) -> list[str]:
+    """The public addresses a GPU node asks for on its own interfaces (any of them): refused
+    before the resource is created."""
+    kind = NODE_KINDS.get(rtype)
+    return kind.public(props) if kind and is_gpu_node(rtype, props) else []
+
+
+def no_public_ip(resources: list[Resource]) -> list[tuple[Resource, str]]:
+    """GPU nodes live on private subnets; people reach them through a bastion or SSM.
+
+    Beyond a node's own interfaces (:func:`no_public_ip_on_node`), every path to a public
+    address counts: the subnet default an AWS interface leaves the choice to (an undeclared or
+    public subnet, the default VPC), elastic IPs and interfaces attached by separate resources,
+    Azure network interfaces and their public IP addresses, OCI secondary VNICs and reserved
+    public IPs, and the interfaces of templates that are GPU nodes only through the node group
+    that launches them. An IPv4 address counts whatever the routes say (routes change outside
+    the stack); an AWS IPv6 address counts where its subnet routes to an internet gateway.
+    """
+    stack = Stack(resources)
+    out: list[tuple[Resource, str]] = []
+    for r in stack.resources:
+        kind = NODE_KINDS.get(r.type)
+        if kind is None or not is_gpu(stack, r):
+            continue
+        if not is_gpu_node(r.type, r.props):  # a GPU node through what launches it or what it launches
+            out += [(r, m) for m in kind.public(r.props)]
+        if r.type.startswith("aws:"):
+            _aws_landing(stack, r, kind, out)
+    _aws_addresses(stack, out)
+    _azure_addresses(stack, out)
+    _gcp_addresses(stack, out)
+    _oci_addresses(stack, out)
+    seen: set = set()  # a subnet finding reached through the node group and through its template
+    return [(r, m) for r, m in out if not ((id(r), m) in seen or seen.add((id(r), m)))]
+
+
+# --- no-open-admin-ports ---------------------------------------------------------------------
+
+def open_admin_ports_here(rtype: str, props: Mapping) -> list[str]:
+    """Rules whose own sources are the internet: refused before the resource is created."""
+    if rtype not in INGRESS_KINDS:
+        return []
+    r = Resource(rtype, "", props)
+    return [f"{g.where}{sources_text(g)} may reach {ports_text(g.ports)}"
+            for g in INGRESS_KINDS[rtype](Stack([r]), r) if g.ports and g.literal_world]
+
+
+def no_open_admin_ports(resources: list[Resource]) -> list[tuple[Resource, str]]:
+    """No admin port (SSH, BMC/IPMI, management consoles) is open to the internet.
+
+    Beyond rules whose own sources are the internet (:func:`open_admin_ports_here`), judged on
+    the union of the sources of every allow rule of one provider that reaches the port,
+    wherever the rule is written (inline, separate rule resources, several groups, lists or
+    policies, managed prefix lists), since a node in several groups is reached through all of
+    them. When only the union is the internet, the rules that together make it so are reported,
+    widest first. The criterion is in :mod:`.addresses`.
+    """
+    found = grants(Stack(resources))
+    blamed: dict[int, dict[int, str]] = defaultdict(dict)  # grant index -> port -> why
+    by_port: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, g in enumerate(found):
+        for port in g.ports:
+            by_port[(provider_of(g.resource.type), port)].append(i)
+    for (_, port), members in by_port.items():
+        rest = []
+        for i in members:
+            if found[i].literal_world:
+                continue  # refused on its own resource
+            if found[i].world:
+                blamed[i][port] = ""
+            else:
+                rest.append(i)
+        union = public_size([n for i in rest for n in found[i].networks])
+        if not is_internet(union):
+            continue
+        picked: list[int] = []
+        for i in sorted(rest, key=lambda i: found[i].size, reverse=True):
+            picked.append(i)
+            if is_internet(public_size([n for j in picked for n in found[j].networks])):
+                break
+        for i in picked:
+            others = ", ".join(f"{found[j].resource.name} {found[j].where}".strip() for j in picked if j != i)
+            blamed[i][port] = f"; with {others} the sources reaching it cover {describe(union)}"
+    out = []
+    for i, ports in sorted(blamed.items()):
+        g = found[i]
+        whole = sorted(p for p, why in ports.items() if not why)
+        if whole:
+            out.append((g.resource, f"{g.where}{sources_text(g)} may reach {ports_text(whole)}"))
+        out += [(g.resource, f"{g.where}{sources_text(g)} may reach {ports_text([port])}{why}")
+                for port, why in sorted(ports.items()) if why]
     return out
 
 
 # --- efa-security-group-self-rule ------------------------------------------------------------
 
-def _refs(value, resource: Resource) -> bool:
-    """Does ``value`` (an id, or a list of ids) point at ``resource``?"""
-    values = _list(value) or [value]
-    return any(v is not None and v == resource.id for v in values)
-
-
-def _depends(r: Resource, target: Resource) -> bool:
-    return (bool(target.urn) and target.urn in r.dependencies) or target.name in r.dependencies
-
-
-def _points_at(r: Resource, value, target: Resource) -> bool:
-    """``value`` (a property of ``r``) names ``target``: by id where ids are recorded, else by
-    the dependency the engine records for every output passed as an input."""
-    if value is None:
-        return False
-    return _refs(value, target) if target.id is not None else _depends(r, target)
-
-
 def _all_traffic(protocol) -> bool:
-    return str(protocol).lower() in ("-1", "all")
+    return as_text(protocol).lower() in ("-1", "all")
 
 
-def _self_rules(sg: Resource, resources: list[Resource]) -> set[str]:
+def _self_rules(stack: Stack, sg: Resource) -> set[str]:
     """Directions ('ingress', 'egress') in which ``sg`` allows all traffic from/to itself."""
     found = set()
     for direction in ("ingress", "egress"):
-        for rule in _list(sg.props.get(direction)):
-            rule = _dict(rule)
-            if _true(rule.get("self")) and _all_traffic(rule.get("protocol")):
+        for rule in dicts(sg.props.get(direction)):
+            if _all_traffic(rule.get("protocol")) and is_true(rule.get("self")):
                 found.add(direction)
-    for r in resources:
-        if r.type not in (AWS_SG_RULE, AWS_INGRESS, AWS_EGRESS):
+    for r in stack.of(AWS_SG_RULE, AWS_INGRESS, AWS_EGRESS):
+        if sg not in stack.targets(r, "securityGroupId", r.props.get("securityGroupId"), (AWS_SG,)):
             continue
         owner = r.props.get("securityGroupId")
-        if not _points_at(r, owner, sg):
-            continue
         if r.type == AWS_SG_RULE and _all_traffic(r.props.get("protocol")) and (
-                _true(r.props.get("self")) or r.props.get("sourceSecurityGroupId") == owner):
-            found.add(str(r.props.get("type")))
+                is_true(r.props.get("self")) or r.props.get("sourceSecurityGroupId") == owner):
+            found.add(as_text(r.props.get("type")).lower())
         elif r.type in (AWS_INGRESS, AWS_EGRESS) and _all_traffic(r.props.get("ipProtocol")) and (
                 r.props.get("referencedSecurityGroupId") == owner):
             found.add("ingress" if r.type == AWS_INGRESS else "egress")
@@ -475,63 +419,84 @@ def _self_rules(sg: Resource, resources: list[Resource]) -> set[str]:
 
 def efa_self_rule(resources: list[Resource]) -> list[tuple[Resource, str]]:
     """EFA needs a security group that allows all traffic to and from itself, in and out
-    (AWS EFA user guide, "Prepare an EFA-enabled security group"); without it NCCL hangs."""
-    groups = [r for r in resources if r.type == AWS_SG]
+    (AWS EFA user guide, "Prepare an EFA-enabled security group"); without it NCCL hangs.
+    Read on every EFA interface: a launch template's, or a network interface resource's."""
+    stack = Stack(resources)
     out = []
-    for r in resources:
-        if r.type not in (AWS_LT, AWS_INSTANCE):
-            continue
-        nics = _efa_interfaces(r.props)
-        if not nics:
-            continue
-        ids = [g for nic in nics for g in _list(nic.get("securityGroups"))] + _list(r.props.get("vpcSecurityGroupIds"))
-        used = [g for g in groups if _refs(ids, g) or _depends(r, g)]
+    for r in stack.of(AWS_LT, AWS_NIC):
+        if r.type == AWS_LT:
+            nics = efa_interfaces(r.props)
+            if not nics:
+                continue
+            ids = [g for nic in nics for g in as_list(nic.get("securityGroups"))]
+            ids += as_list(r.props.get("vpcSecurityGroupIds"))
+            used = stack.targets(r, "networkInterfaces", ids, (AWS_SG,))
+            used += [g for g in stack.targets(r, "vpcSecurityGroupIds", ids, (AWS_SG,)) if g not in used]
+        else:
+            if r.props.get("interfaceType") not in ("efa", "efa-only"):
+                continue
+            used = stack.targets(r, "securityGroups", r.props.get("securityGroups"), (AWS_SG,))
         if not used:
             out.append((r, "EFA interfaces use no security group declared in this stack"))
             continue
-        if not any(_self_rules(g, resources) >= {"ingress", "egress"} for g in used):
+        if not any(_self_rules(stack, g) >= {"ingress", "egress"} for g in used):
             names = ", ".join(g.name for g in used)
             out.append((r, f"none of its security groups ({names}) allows all traffic to and from itself "
                            "(ingress and egress self rules)"))
     return out
 
 
+# --- launch-templates-in-stack ---------------------------------------------------------------
+
+def templates_in_stack(resources: list[Resource]) -> list[tuple[Resource, str]]:
+    """Node groups launch only templates declared in this stack: a launch template, launch
+    configuration, instance template or instance configuration from elsewhere would launch
+    nodes no rule of this pack has read."""
+    stack = Stack(resources)
+    out = []
+    for r in stack.resources:
+        kind = NODE_KINDS.get(r.type)
+        for ref in kind.templates(r.props) if kind else ():
+            if not stack.targets(r, ref.prop, ref.value, ref.types):
+                out.append((r, f"{ref.where} {ref.value!r} is not declared in this stack: the guardrails cannot "
+                               "read what it launches"))
+    return out
+
+
 RULES: tuple[Rule, ...] = (
-    Rule("imdsv2-required", "EC2 instances and launch templates require IMDSv2 (httpTokens = required)",
+    Rule("imdsv2-required", "EC2 nodes require IMDSv2 (httpTokens = required), whatever resource launches them",
          check=imdsv2, remediation="set metadata_options.http_tokens='required'"),
-    Rule("encrypted-volumes", "Volumes are encrypted: EBS, Azure encryption at host, OCI in-transit encryption",
-         check=encrypted_volumes, remediation="encrypt every block device; enable encryption at host / in transit"),
-    Rule("no-public-ip-on-gpu-nodes", "GPU nodes get no public IP address",
-         check=no_public_ip, remediation="put nodes on private subnets; reach them through a bastion"),
-    Rule("no-open-admin-ports", "No ingress from 0.0.0.0/0 or ::/0 to SSH, BMC/IPMI or management ports",
-         check=no_open_admin_ports, remediation="allow only the spec's access.admin_cidrs"),
-    Rule("required-tags", f"Compute resources carry the {', '.join(REQUIRED_TAGS)} tags/labels",
+    Rule("encrypted-volumes", "Volumes are encrypted: an encrypted EBS root and EBS volumes, Azure encryption at "
+         "host, OCI in-transit encryption", check=encrypted_volumes,
+         remediation="declare an encrypted root volume; encrypt every block device; enable encryption at host / "
+                     "in transit"),
+    Rule("no-public-ip-on-gpu-nodes", "GPU nodes get no public IP address by any path",
+         check=no_public_ip_on_node, stack_check=no_public_ip,
+         remediation="put nodes on private subnets, refuse public addresses explicitly; reach them through a "
+                     "bastion"),
+    Rule("no-open-admin-ports", "No admin port (SSH, BMC/IPMI, management) is reachable from the internet, "
+         "counting the union of every rule's sources", check=open_admin_ports_here, stack_check=no_open_admin_ports,
+         remediation="allow only the spec's access.admin_cidrs"),
+    Rule("required-tags", f"Compute resources carry non-blank {', '.join(REQUIRED_TAGS)} tags/labels",
          check=required_tags, remediation="pass the component's tags through to every child"),
     Rule("efa-security-group-self-rule", "EFA security groups allow all traffic to and from themselves",
          stack_check=efa_self_rule, remediation="add ingress and egress rules with self = true, protocol -1"),
+    Rule("launch-templates-in-stack", "Node groups launch only templates declared in the same stack",
+         stack_check=templates_in_stack, remediation="declare the launch template / instance template / instance "
+                                                     "configuration in this stack"),
 )
 RULE_NAMES = tuple(r.name for r in RULES)
-
-
-def _resource(r) -> Resource:
-    if isinstance(r, Resource):
-        return r
-    if not isinstance(r, Mapping):  # a recorder's record object (aifactory.preview)
-        r = {**r.to_dict(), "urn": getattr(r, "urn", "")} if hasattr(r, "to_dict") else vars(r)
-    props = r.get("props")
-    return Resource(type=r["type"], name=r["name"], props=props if props is not None else r.get("inputs") or {},
-                    urn=r.get("urn") or "", dependencies=tuple(r.get("dependencies") or ()))
 
 
 def evaluate(resources: Iterable) -> list[Violation]:
     """Every violation of every rule, for resources recorded offline (or converted from the SDK).
 
     ``resources`` holds :class:`Resource` objects, mappings or record objects with ``type``,
-    ``name``, ``props`` (or ``inputs``) and optionally ``urn`` and ``dependencies`` (URNs or
-    names). Ids are taken from ``props["id"]`` where recorded; otherwise references between
-    resources are followed through the dependencies.
+    ``name``, ``props`` (or ``inputs``) and optionally ``urn``, ``dependencies`` (URNs or
+    names) and ``property_dependencies``. Ids are taken from ``props["id"]`` where recorded;
+    otherwise references between resources are followed through the dependencies.
     """
-    items = [_resource(r) for r in resources]
+    items = [as_resource(r) for r in resources]
     out = []
     for rule in RULES:
         if rule.check:
