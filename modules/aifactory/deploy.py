@@ -32,11 +32,13 @@ def pulumi_command():
         raise AifactoryError(f"the installed Pulumi CLI is too old for this SDK ({exc}); upgrade it") from None
 
 
-def check_factory(stack_dir: Path) -> None:
-    """Plan the stack's factory; a bad spec raises with every located finding."""
-    from .components.program import load
+def check_factory(stack_dir: Path, config: Optional[dict] = None) -> None:
+    """Plan the stack's factory as its program will (the same ``aifactory:factory`` file, confined
+    to the folder, and the same reservation ids); a bad spec raises with every located finding."""
+    from .components.program import FACTORY_KEY, RESERVATIONS_KEY, factory_path, load
 
-    load(stack_dir / "factory.yaml")
+    config = config or {}
+    load(factory_path(stack_dir, config.get(FACTORY_KEY)), config.get(RESERVATIONS_KEY))
 
 
 def up(stack_dir: Path | str, stack: Optional[str] = None, command=None,
@@ -47,11 +49,15 @@ def up(stack_dir: Path | str, stack: Optional[str] = None, command=None,
     """
     from pulumi import automation as auto
 
-    from .preview import stack_settings
+    from .preview import read_stack
 
     stack_dir = Path(stack_dir).resolve()
-    _, stack_name, _ = stack_settings(stack_dir, stack, plain_only=False)
-    check_factory(stack_dir)
+    files = read_stack(stack_dir, stack, plain_only=False)
+    stack_name = files.stack
+    try:
+        check_factory(stack_dir, files.config)
+    except AifactoryError as exc:
+        raise AifactoryError(files.locate(str(exc))) from None
     command = command or pulumi_command()
     try:
         workspace = auto.LocalWorkspaceOptions(work_dir=str(stack_dir), pulumi_command=command)
@@ -69,5 +75,5 @@ def _last_error(exc) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
         if line.lower().startswith("error"):
-            return line
-    return lines[-1] if lines else "unknown error"
+            return line[:500]
+    return lines[-1][:500] if lines else "unknown error"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aifactory.errors import AifactoryError
+from aifactory.errors import AifactoryError, SpecError
 from tests.preview.harness import run
 
 LAB = """
@@ -52,9 +52,22 @@ def test_unknown_reservation_pool_in_config_is_named(tmp_path):
 
 
 def test_invalid_factory_fails_with_located_findings(tmp_path):
-    with pytest.raises(AifactoryError) as err:
+    with pytest.raises(SpecError) as err:
         run(tmp_path, LAB.replace("hgx-h100", "hgx-h1000"))
     assert "factory.yaml:4" in str(err.value) and "system" in str(err.value)
+
+
+def test_invalid_factory_under_the_engine_is_one_run_error(tmp_path):
+    """Under `pulumi up` the engine prints the RunError's message, so it carries the findings too."""
+    import pulumi
+
+    from aifactory.preview import run_program
+    from tests.preview.harness import make_stack
+
+    root = make_stack(tmp_path / "s", LAB.replace("hgx-h100", "hgx-h1000"))
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(root / "__main__.py", "t", "test")
+    assert "is not a valid factory:" in str(err.value) and "factory.yaml:4" in str(err.value)
 
 
 def test_component_class_dispatch():

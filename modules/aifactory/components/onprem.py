@@ -13,7 +13,8 @@ Stack config (``Pulumi.<stack>.yaml``, namespace ``aifactory``), all optional ex
   The spec never holds it. Without it the program still previews offline, with a warning, and
   the provider's check refuses ``pulumi up``;
 * ``bmcScheme``: ``https`` (default) or ``http``;
-* ``bmcVerifyTls``: ``true`` (default), ``false``, or the path of a CA bundle that signed the BMCs;
+* ``bmcVerifyTls``: ``true`` (default), ``false``, or the path of a CA bundle that signed the BMCs,
+  relative to the stack folder and inside it;
 * ``bmcPowerOffOnDelete``: power nodes off on ``pulumi destroy`` (default ``true``);
 * ``bootTarget``: one-time boot override at create, ``Pxe`` (default) or ``UefiHttp``;
 * ``bmcRetry``: an object of :class:`~aifactory.components.redfish.RetryPolicy` fields.
@@ -22,23 +23,84 @@ Stack config (``Pulumi.<stack>.yaml``, namespace ``aifactory``), all optional ex
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
 
 from ..errors import AifactoryError
+from ..files import parse_json
 from . import base
-from .redfish import BOOT_TARGETS, RedfishNode, RedfishNodeArgs, RedfishProvider, RetryPolicy
+from .redfish import RedfishNode, RedfishNodeArgs, RedfishProvider, RetryPolicy
 
 CONFIG_NAMESPACE = "aifactory"
 PASSWORD_KEY = "bmcPassword"
 
 
+MAX_USERNAME = 64
+MAX_PASSWORD = 256
+# A BMC account name: printable ASCII without ':' (HTTP basic auth splits on it) and no spaces.
+_USERNAME = re.compile(r"[!-9;-~]{1,%d}" % MAX_USERNAME)
+
+
+def _key(name: str) -> str:
+    return f"{CONFIG_NAMESPACE}:{name}"
+
+
+def _choice(config: pulumi.Config, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = config.get(name)
+    if value is None:
+        return default
+    if value not in choices:
+        # Never echo the value: a misplaced password or a URL with credentials would be printed.
+        raise AifactoryError(f"config {_key(name)}: must be {' or '.join(choices)}")
+    return value
+
+
+def _flag(config: pulumi.Config, name: str, default: bool) -> bool:
+    value = config.get(name)
+    if value is None:
+        return default
+    if value.lower() not in ("true", "false"):
+        raise AifactoryError(f"config {_key(name)}: must be true or false")
+    return value.lower() == "true"
+
+
+def _retry(config: pulumi.Config) -> RetryPolicy:
+    text = config.get("bmcRetry")
+    if text is None:
+        return RetryPolicy()
+    try:
+        retry = parse_json(text, f"config {_key('bmcRetry')}") if text.strip() else None
+    except AifactoryError:
+        retry = None
+    names = {f.name for f in dataclasses.fields(RetryPolicy)}
+    if not isinstance(retry, dict):
+        raise AifactoryError(f"config {_key('bmcRetry')}: must be a mapping of {', '.join(sorted(names))}")
+    unknown = sorted(set(retry) - names)
+    if unknown:
+        # Field-shaped names are shown (a typo to fix); anything else only counted.
+        shown = [k for k in unknown if re.fullmatch(r"[A-Za-z0-9_]{1,40}", k)]
+        if len(shown) < len(unknown):
+            shown.append(f"{len(unknown) - len(shown)} key(s) that are no field name")
+        raise AifactoryError(f"config {_key('bmcRetry')}: unknown field(s) {', '.join(shown)}; "
+                             f"known: {', '.join(sorted(names))}")
+    try:
+        return RetryPolicy(**retry)
+    except (TypeError, ValueError) as exc:
+        raise AifactoryError(f"config {_key('bmcRetry')}: {exc}") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class BmcSettings:
-    """Stack-level BMC settings (never the password itself)."""
+    """Stack-level BMC settings (never the password itself).
 
-    username: str = "admin"
+    Every value comes from the stack config, which a pull request can change: each is checked
+    against the few values it may take, and no message repeats what was found instead.
+    """
+
+    username: str = dataclasses.field(default="admin", repr=False)
     scheme: str = "https"
     verify_tls: Any = True
     power_off_on_delete: bool = True
@@ -46,36 +108,45 @@ class BmcSettings:
     policy: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
 
     @classmethod
-    def from_config(cls, config: pulumi.Config) -> "BmcSettings":
-        def key(name: str) -> str:
-            return f"{CONFIG_NAMESPACE}:{name}"
-
-        scheme = config.get("bmcScheme") or "https"
-        if scheme not in ("https", "http"):
-            raise AifactoryError(f"config {key('bmcScheme')}: must be https or http, got {scheme!r}")
+    def from_config(cls, config: pulumi.Config, folder: Optional[Path] = None) -> "BmcSettings":
+        """``folder``: the stack folder, inside which a CA bundle must be (default: the running stack's)."""
+        username = config.get("bmcUsername")
+        if username is None:
+            username = "admin"
+        elif not _USERNAME.fullmatch(username):
+            raise AifactoryError(f"config {_key('bmcUsername')}: must be a BMC user name of 1-{MAX_USERNAME} "
+                                 "printable characters without spaces or ':'")
+        scheme = _choice(config, "bmcScheme", ("https", "http"), "https")
         verify = config.get("bmcVerifyTls")
         if verify is None or verify.lower() == "true":
             verify_tls: Any = True
         elif verify.lower() == "false":
             verify_tls = False
         else:
-            verify_tls = verify  # a CA bundle path, as requests takes it
-        boot = config.get("bootTarget") or "Pxe"
-        if boot not in BOOT_TARGETS or boot in ("None", "Hdd"):
-            raise AifactoryError(f"config {key('bootTarget')}: must be Pxe or UefiHttp, got {boot!r}")
-        retry = config.get_object("bmcRetry") or {}
-        names = {f.name for f in dataclasses.fields(RetryPolicy)}
-        unknown = sorted(set(retry) - names)
-        if unknown:
-            raise AifactoryError(f"config {key('bmcRetry')}: unknown field(s) {', '.join(unknown)}; "
-                                 f"known: {', '.join(sorted(names))}")
-        try:
-            policy = RetryPolicy(**retry)
-        except (TypeError, ValueError) as exc:
-            raise AifactoryError(f"config {key('bmcRetry')}: {exc}") from None
-        off = config.get_bool("bmcPowerOffOnDelete")
-        return cls(username=config.get("bmcUsername") or "admin", scheme=scheme, verify_tls=verify_tls,
-                   power_off_on_delete=True if off is None else off, boot_target=boot, policy=policy)
+            # A CA bundle, as requests takes it: a file of the stack (a CA certificate is public and
+            # belongs next to the stack), never a path elsewhere on the machine that runs the program.
+            from .program import confined_file, stack_dir
+
+            try:
+                verify_tls = str(confined_file(folder or stack_dir(), verify, f"config {_key('bmcVerifyTls')}"))
+            except AifactoryError as exc:
+                raise AifactoryError(f"{exc} (it is true, false or a CA bundle in the stack folder)") from None
+        boot = _choice(config, "bootTarget", ("Pxe", "UefiHttp"), "Pxe")
+        policy = _retry(config)
+        off = _flag(config, "bmcPowerOffOnDelete", True)
+        return cls(username=username, scheme=scheme, verify_tls=verify_tls, power_off_on_delete=off,
+                   boot_target=boot, policy=policy)
+
+
+def _password(config: pulumi.Config) -> Optional[pulumi.Output]:
+    """The BMC password as a secret Output; its length and characters are checked, never shown."""
+    plain = config.get(PASSWORD_KEY)
+    if plain is None:
+        return None
+    if len(plain) > MAX_PASSWORD or any(ord(c) < 32 or ord(c) == 127 for c in plain):
+        raise AifactoryError(f"config {_key(PASSWORD_KEY)}: must be at most {MAX_PASSWORD} characters without "
+                             "line breaks or control characters")
+    return config.get_secret(PASSWORD_KEY)
 
 
 class GpuPool(pulumi.ComponentResource):
@@ -92,7 +163,7 @@ class GpuPool(pulumi.ComponentResource):
         spec = base.pool_spec(factory, pool)
         config = pulumi.Config(CONFIG_NAMESPACE)
         settings = BmcSettings.from_config(config)
-        password = config.get_secret(PASSWORD_KEY)
+        password = _password(config)
         if password is None and spec.hosts:
             # Still register the nodes so the program previews offline; the provider's check
             # rejects the empty secret before any BMC is touched.

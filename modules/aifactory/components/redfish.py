@@ -28,6 +28,7 @@ so it holds only plain settings (:class:`RetryPolicy`) and no clients, sessions 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 import weakref
@@ -38,6 +39,7 @@ from urllib.parse import urlparse
 import pulumi
 import pulumi.dynamic as dyn
 from pulumi.dynamic.dynamic import PROVIDER_KEY
+import requests
 import sushy
 from sushy import exceptions as sushy_exc
 
@@ -56,12 +58,39 @@ _REPLACE_KEYS = ("node", "endpoint", "system_id")
 _UPDATE_KEYS = ("boot_target", "boot_mode", "power_state", "power_off_on_delete", "reboot_if_on",
                 "expected_mac", "verify_tls", "bmc_username", "bmc_password")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# user:password@ in any URL of a message (sushy and requests quote the URLs they tried).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)\S*@")
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f\x85\u2028\u2029]*")
+
+
+def redact_url(url: Any) -> str:
+    """``url`` as a message may show it: nothing before an ``@`` (user info, however it is
+    spelled), no query or fragment, one line of bounded length."""
+    scheme, sep, rest = str(url).partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,20}", scheme):
+        return "<invalid URL>"
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    rest = rest.split("?")[0].split("#")[0]
+    if not _PRINTABLE.fullmatch(rest) or len(rest) > 300:
+        return "<invalid URL>"
+    return f"{scheme}://{rest}"
+
+
+def scrub(text: str, secrets: tuple = ()) -> str:
+    """``text`` without credentials: URL user info and every secret value replaced by ``***``."""
+    text = _URL_USERINFO.sub(r"\1***@", str(text))
+    for secret in secrets:
+        if isinstance(secret, str) and secret:
+            text = text.replace(secret, "***")
+    return " ".join(text.split())  # one line: a BMC's answer may hold line breaks
 
 
 class RedfishError(AifactoryError):
     """A BMC operation failed for good; the message names the node, the BMC and the cause."""
 
     def __init__(self, node: str, endpoint: str, cause: str) -> None:
+        endpoint = redact_url(endpoint)
         self.node, self.endpoint, self.cause = node, endpoint, cause
         super().__init__(f"node {node} (BMC {endpoint}): {cause}")
 
@@ -80,10 +109,22 @@ class RetryPolicy:
     read_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
+        # The values may come from a stack config: a number of the right kind, positive and
+        # bounded, so that no setting can make `pulumi up` wait for ever. Never echoed.
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value <= 0:
-                raise ValueError(f"RetryPolicy.{f.name} must be positive, got {value!r}")
+            whole = f.name.endswith("attempts")
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+                raise ValueError(f"RetryPolicy.{f.name} must be {'a whole number' if whole else 'a number'}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"RetryPolicy.{f.name} must be positive")
+            if value > _RETRY_LIMITS[f.name]:
+                raise ValueError(f"RetryPolicy.{f.name} must be at most {_RETRY_LIMITS[f.name]}")
+
+
+# Upper bounds of RetryPolicy: generous for real BMCs, finite for a hostile config.
+_RETRY_LIMITS = {"attempts": 50, "power_attempts": 10, "backoff_s": 600, "backoff_max_s": 3600,
+                 "power_timeout_s": 3600, "poll_interval_s": 600, "connect_timeout_s": 600, "read_timeout_s": 3600}
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -91,7 +132,8 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    """One line about a sushy error; never includes request headers (where credentials live)."""
+    """One line about a sushy error; never includes request headers (where credentials live).
+    :meth:`_Session.fail` scrubs URLs with user info and the secrets themselves on top."""
     if isinstance(exc, sushy_exc.AccessError):
         return (f"the BMC rejected the credentials (HTTP {exc.status_code}); "
                 "check the BMC user name and password (Pulumi config secrets)")
@@ -122,7 +164,8 @@ class _Session:
         self._client: Optional[sushy.Sushy] = None
 
     def fail(self, cause: str) -> RedfishError:
-        return RedfishError(self.node, self.endpoint, cause)
+        secrets = tuple(self.props.get(k) for k in SECRET_KEYS)
+        return RedfishError(self.node, self.endpoint, scrub(cause, secrets))
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run ``fn``; retry transient faults with exponential backoff; raise RedfishError."""
@@ -139,6 +182,10 @@ class _Session:
                 last = exc
                 if isinstance(exc, sushy_exc.ConnectionError):
                     self._client = None  # reconnect: the BMC may have restarted
+            except (requests.RequestException, OSError, ValueError) as exc:
+                # Outside sushy's own errors (a CA bundle that is not one, a malformed URL): not
+                # transient, and the message may quote what was sent (fail() scrubs it).
+                raise self.fail(f"{what}: {type(exc).__name__}: {exc}") from None
             if attempt < p.attempts:
                 self.sleep(min(delay, p.backoff_max_s))
                 delay *= 2
@@ -294,13 +341,24 @@ class RedfishProvider(dyn.ResourceProvider):
             bad("node", "node name is required")
         endpoint = news.get("endpoint")
         if isinstance(endpoint, str):
-            url = urlparse(endpoint)
-            if url.scheme not in ("https", "http") or not url.hostname:
-                bad("endpoint", f"BMC endpoint must be an http(s) URL such as https://10.0.0.5, got {endpoint!r}")
-            elif url.username or url.password:
+            # The endpoint is never echoed: a URL may carry user:password@.
+            try:
+                url = urlparse(endpoint)
+                url.port  # noqa: B018 - raises ValueError on a port that is not a number
+            except ValueError:
+                url = None
+            if url is None or url.scheme not in ("https", "http") or not url.hostname \
+                    or not _PRINTABLE.fullmatch(endpoint):
+                bad("endpoint", "BMC endpoint must be an http(s) URL such as https://10.0.0.5")
+            elif "@" in url.netloc:
                 bad("endpoint", "BMC endpoint must not carry credentials; use bmc_username/bmc_password")
         elif endpoint is None:
             bad("endpoint", "BMC endpoint is required")
+        verify = news.get("verify_tls")
+        if isinstance(verify, str) and (not verify or not _PRINTABLE.fullmatch(verify)):
+            bad("verify_tls", "must be true, false or the path of a CA bundle")
+        elif verify is not None and not isinstance(verify, (bool, str)):
+            bad("verify_tls", "must be true, false or the path of a CA bundle")
         for key, choices in (("power_state", POWER_STATES), ("boot_target", BOOT_TARGETS)):
             if known(key) and news.get(key) not in choices:
                 bad(key, f"must be one of {', '.join(choices)}, got {news.get(key)!r}")
@@ -411,8 +469,8 @@ class RedfishNodeArgs:
 
     node: pulumi.Input[str]
     endpoint: pulumi.Input[str]
-    bmc_username: pulumi.Input[str]
-    bmc_password: pulumi.Input[str]
+    bmc_username: pulumi.Input[str] = dataclasses.field(repr=False)
+    bmc_password: pulumi.Input[str] = dataclasses.field(repr=False)
     system_id: Optional[pulumi.Input[str]] = None  # Redfish system path; None = the BMC's only system
     expected_mac: Optional[pulumi.Input[str]] = None
     verify_tls: pulumi.Input[Any] = True  # True, False or a CA bundle path
