@@ -23,7 +23,7 @@ from aifactory import plan, spec
 from aifactory.render.deployment import render
 t = time.perf_counter()
 loaded = spec.load(sys.argv[1])
-result = render(plan.build(loaded), loaded.factory, sys.argv[2])
+result = render(plan.build(loaded), sys.argv[2])
 print(json.dumps({"seconds": time.perf_counter() - t, "written": len(result.written),
                   "unchanged": result.unchanged}))
 """

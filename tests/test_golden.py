@@ -22,7 +22,7 @@ CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "factory.yaml").is_file(
 
 def _render(case: str) -> dict[str, str]:
     loaded = spec.load(GOLDEN / case / "factory.yaml")
-    return build_files(planning.build(loaded), loaded.factory, spec_name=str(GOLDEN / case / "factory.yaml"))
+    return build_files(planning.build(loaded))
 
 
 @pytest.mark.parametrize("case", CASES)

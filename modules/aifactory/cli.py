@@ -50,6 +50,16 @@ def _planned(file: Path):
     return _loaded_and_planned(file)[1]
 
 
+def _plan_input(file: Path):
+    """The plan of FILE: a factory spec, checked and planned, or a reviewed plan.json (as
+    `aifactory plan -f json` or a rendered deployment writes it), read back as it is."""
+    from .plan.model import is_plan_file, load_plan
+
+    if is_plan_file(file):
+        return load_plan(file)
+    return _planned(file)
+
+
 def _loaded_and_planned(file: Path):
     """(LoadedSpec, Plan) of FILE; exit 1 with located findings when it is not valid."""
     from . import plan as planning
@@ -241,7 +251,7 @@ class InventorySource(str, Enum):
 
 
 @app.command()
-def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml (with --out)"),
+def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml or plan.json (with --out)"),
               out: Optional[str] = typer.Option(None, "--out", "-o", help="folder that receives inventory/"),
               force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
                                          "create (its other files are left alone)"),
@@ -258,8 +268,8 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml (wi
         from .inventory import build_files, write_files
 
         folder = out_dir(out)
-        loaded, plan = _loaded_and_planned(file)
-        written = write_files(build_files(plan, loaded.factory), folder, force=force)
+        plan = _plan_input(file)
+        written = write_files(build_files(plan), folder, force=force)
         typer.echo(f"{folder / 'inventory'}: {len(written)} files, {plan.totals['nodes']:,} hosts")
         return
     if factory is None:
@@ -270,7 +280,7 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml (wi
 
 
 @app.command()
-def render(file: Path = typer.Argument(..., help="factory.yaml"),
+def render(file: Path = typer.Argument(..., help="factory.yaml, or a reviewed plan.json"),
            out: str = typer.Option(..., "--out", "-o", help="deployment directory to write"),
            check: bool = typer.Option(False, "--check", help="write nothing; exit 1 listing files that differ"),
            force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
@@ -280,8 +290,7 @@ def render(file: Path = typer.Argument(..., help="factory.yaml"),
     from .render import render as render_to
 
     out = out_dir(out)
-    loaded, planned = _loaded_and_planned(file)
-    result = render_to(planned, loaded.factory, out, check=check, spec_name=str(file), force=force)
+    result = render_to(_plan_input(file), out, check=check, force=force)
     if check:
         for kind, paths in (("changed", result.changed), ("missing", result.missing), ("extra", result.extra)):
             for p in paths:
@@ -351,7 +360,7 @@ def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifa
 
 
 @app.command()
-def pxe(file: Path = typer.Argument(..., help="factory.yaml"),
+def pxe(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
         out: str = typer.Option(..., "--out", "-o", help="folder for dnsmasq.conf and the http/ tree"),
         server_ip: str = typer.Option(..., "--server-ip", help="the provisioning host's IPv4 on the boot network"),
         ssh_key: list[Path] = typer.Option(..., "--ssh-key", help="SSH public key file for the admin user; repeatable"),
@@ -370,7 +379,7 @@ def pxe(file: Path = typer.Argument(..., help="factory.yaml"),
     from .render.pxe import PxeSettings, read_inventory, render_pxe
 
     folder = out_dir(out)
-    loaded, plan = _loaded_and_planned(file)
+    plan = _plan_input(file)
     keys = []
     for path in ssh_key:
         # An authorized_keys-style file: a few lines. A private key or a huge file is refused.
@@ -379,7 +388,7 @@ def pxe(file: Path = typer.Argument(..., help="factory.yaml"),
     settings = PxeSettings(server_ip=server_ip, ssh_public_keys=tuple(keys), interface=interface, subnet=subnet,
                            gateway=gateway, dns=tuple(dns or ()), domain=domain, http_port=http_port,
                            inventory=read_inventory(inventory) if inventory else {})
-    written = render_pxe(plan, loaded.factory, folder, settings, force=force)
+    written = render_pxe(plan, folder, settings, force=force)
     typer.echo(f"{folder}: {len(written)} files (dnsmasq.conf, iPXE scripts, autoinstall for "
                f"{sum(1 for p in written if p.name == 'user-data')} hosts)")
 

@@ -79,7 +79,7 @@ class _Site(_View):
 class _Power(_View):
     it_kw: Amount = 0.0
     facility_kw: Amount = 0.0
-    sites: list[_Site] = Field(default_factory=list, max_length=100_000)
+    sites: list[_Site] = Field(default_factory=list, max_length=100_000)  # plan schema 1 kept sites here
 
 
 class PlanView(_View):
@@ -89,6 +89,7 @@ class PlanView(_View):
     pools: list[_Pool] = Field(max_length=100_000)
     totals: dict[Text, Union[Count, Amount]]
     power: _Power
+    sites: list[_Site] = Field(default_factory=list, max_length=100_000)
     software: dict[Text, Version]
     fabrics: list[_Fabric] = Field(default_factory=list, max_length=100_000)
 
@@ -191,8 +192,8 @@ def compare(old: dict, new: dict) -> PlanDiff:
         if a["cables"] != b["cables"]:
             lines.append(f"fabric {name}: cables {_delta(a['cables'], b['cables'])}")
 
-    old_s = {s["name"]: s for s in old["power"].get("sites", [])}
-    new_s = {s["name"]: s for s in new["power"].get("sites", [])}
+    old_s = {s["name"]: s for s in old.get("sites") or old["power"].get("sites", [])}
+    new_s = {s["name"]: s for s in new.get("sites") or new["power"].get("sites", [])}
     for name in sorted(old_s.keys() & new_s.keys()):
         a, b = old_s[name], new_s[name]
         if a.get("facility_kw") != b.get("facility_kw"):

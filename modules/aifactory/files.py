@@ -87,6 +87,21 @@ def read_bytes(path: Path | str, max_bytes: int, what: str = "") -> bytes:
         os.close(fd)
 
 
+def read_head(path: Path | str, n: int) -> bytes:
+    """The first ``n`` bytes of a regular file; empty when it is not one or cannot be read (the
+    caller then reads it properly and gets the real error)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, n) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def _size(n: int) -> str:
     return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n // 1024} KiB" if n >= 1024 else f"{n} bytes"
 

@@ -47,7 +47,7 @@ def chroot_inventory(out: Path, roots: dict[str, Path], extra: dict[str, dict] |
     """The plan's inventory of ``factory`` plus host_vars that aim each host at a root filesystem."""
     loaded = spec.load(factory)
     plan = planning.build(loaded)
-    write_files(build_files(plan, loaded.factory), out)
+    write_files(build_files(plan), out)
     host_vars = out / "inventory" / "host_vars"
     host_vars.mkdir()
     for host, root in roots.items():

@@ -25,7 +25,7 @@ ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
 def _stack(name: str):
     loaded = spec.load(REPO / "stacks" / name / "factory.yaml")
     plan = planning.build(loaded)
-    return plan, loaded.factory, build_files(plan, loaded.factory)
+    return plan, loaded.factory, build_files(plan)
 
 
 def _ansible_list(tmp_path: Path, files: dict[str, str]) -> dict:
@@ -96,22 +96,23 @@ def test_declared_hosts_keep_their_names_addresses_and_bmcs(tmp_path):
     path.write_text(text)
     loaded = spec.load(path)
     plan = planning.build(loaded)
-    data = _ansible_list(tmp_path / "out", build_files(plan, loaded.factory))
+    data = _ansible_list(tmp_path / "out", build_files(plan))
     hv = data["_meta"]["hostvars"]
     assert set(hv) == {"node-a", "node-b"}
     assert hv["node-a"]["ansible_host"] == "10.0.0.11"
     assert hv["node-a"]["aifactory_mac"] == "aa:bb:cc:00:00:01"
     assert "ansible_host" not in hv["node-b"] and hv["node-b"]["aifactory_bmc"] == "bmc-b.lab"
-    assert host_names(plan.pools[0], loaded.factory.pools[0]) == ["node-a", "node-b"]
+    assert host_names(plan.pools[0]) == ["node-a", "node-b"]
 
 
 @pytest.mark.parametrize("nodes,width", [(1, 4), (16, 4), (9999, 4), (10000, 5), (123456, 6)])
 def test_host_range_expands_to_the_generated_names(nodes, width):
-    pool = type("P", (), {"name": "train-a", "nodes": nodes})()
+    lab = _stack("lab")[0].pools[0]
+    pool = lab.model_copy(update={"name": "train-a", "nodes": nodes})
     pattern = host_range(pool)
     assert detect_range(pattern)
     expanded = expand_hostname_range(pattern)  # Ansible's own expansion
-    assert expanded == host_names(pool, None)
+    assert expanded == host_names(pool)
     assert len(expanded) == nodes and expanded[0] == "train-a-" + "1".rjust(width, "0")
 
 
@@ -130,7 +131,7 @@ def test_a_million_node_factory_is_fast_and_small():
     plan, factory, _ = _stack("campus-10gw")
     assert plan.totals["nodes"] > 100_000
     start = time.perf_counter()
-    files = build_files(plan, factory)
+    files = build_files(plan)
     elapsed = time.perf_counter() - start
     assert elapsed < 0.5, elapsed
     assert sum(len(t) for t in files.values()) < 200_000  # no per-host lines or files
@@ -142,7 +143,7 @@ def test_pool_names_cannot_collide_with_role_groups(tmp_path):
     path = tmp_path / "factory.yaml"
     path.write_text(text)
     loaded = spec.load(path)
-    files = build_files(planning.build(loaded), loaded.factory)
+    files = build_files(planning.build(loaded))
     groups = ansible_data.load_yaml(files["inventory/hosts.yml"])["all"]["children"]
     assert "pool_efa" in groups and "efa" not in groups  # an InfiniBand pool is not in the EFA group
 

@@ -25,7 +25,7 @@ def test_lab_stack_refuses_cloud_pools(repo, tmp_path):
     (tmp_path / "factory.yaml").write_text(yaml.safe_dump(doc))
     loaded = spec.load(tmp_path / "factory.yaml")
     with pytest.raises(lab.AifactoryError, match="lab pools only"):
-        lab.lab_nodes(plan.build(loaded), loaded.factory, tmp_path)
+        lab.lab_nodes(plan.build(loaded), tmp_path)
 
 
 def test_down_of_a_stack_that_was_never_up_says_so(repo, tmp_path):
@@ -59,7 +59,7 @@ def _up_twice(cli, stack):
 
     loaded = spec.load(stack / "factory.yaml")
     lock = plan.build(loaded).software
-    nodes = lab.lab_nodes(plan.build(loaded), loaded.factory, lab.state_dir(stack))
+    nodes = lab.lab_nodes(plan.build(loaded), lab.state_dir(stack))
     assert [n.name for n in nodes] == ["gpu-0001", "gpu-0002"]
     for node in nodes:
         packages, held = lab.read_back(node)  # read inside the node, not from the spec

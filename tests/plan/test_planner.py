@@ -22,14 +22,24 @@ def plan_of(stacks, name):
 def test_plan_json_has_the_contract_keys(stacks):
     data = plan_of(stacks, "multicloud").to_dict()
     assert {"gpus", "nodes", "racks"} <= set(data["totals"])
-    assert {"it_kw", "facility_kw", "sites"} <= set(data["power"])
-    assert {"budget_kw", "headroom_kw"} <= set(data["power"]["sites"][0])
+    assert {"it_kw", "facility_kw"} <= set(data["power"])
+    assert {"budget_kw", "headroom_kw"} <= set(data["sites"][0])
     for f in data["fabrics"]:
         assert {"name", "type", "tiers", "leaf_switches", "spine_switches", "core_switches", "cables"} <= set(f)
     for p in data["pools"]:
         assert {"name", "provider", "system", "nodes", "gpus", "nvlink_domains"} <= set(p)
     assert {"driver", "cuda", "fabric_manager", "nvlsm", "imex", "dcgm_package"} <= set(data["software"])
     json.dumps(data)
+
+
+@pytest.mark.parametrize("name", ["aws-p5", "campus-10gw", "lab", "multicloud", "onprem-dgx", "superpod-h100"])
+def test_plan_json_round_trips(stacks, name):
+    from aifactory.plan.model import Plan
+
+    plan = plan_of(stacks, name)
+    data = json.loads(json.dumps(plan.to_dict()))
+    again = Plan.from_dict(data)
+    assert again == plan and again.to_dict() == plan.to_dict()
 
 
 def test_superpod_h100_matches_reference_architecture(stacks):

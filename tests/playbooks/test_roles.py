@@ -137,7 +137,7 @@ def test_imex_follows_the_driver_and_lists_its_nvlink_domain(tmp_path):
     loaded = spec.load_string(NVL72_590)
     built = plan.build(loaded)
     assert built.software.driver == "590.44.01" and built.software.fabric_manager is None
-    inventory.write_files(inventory.build_files(built, loaded.factory), tmp_path)
+    inventory.write_files(inventory.build_files(built), tmp_path)
     proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(tmp_path / "inventory"), "--list"],
                           capture_output=True, text=True, check=True, env=ENV)
     hostvars = ansible_data.load_json(proc.stdout)["_meta"]["hostvars"]

@@ -18,8 +18,8 @@ def planned(source: str | Path):
 
 
 def rendered(source: str | Path) -> dict[str, str]:
-    p, factory = planned(source)
-    return build_files(p, factory, spec_name=str(source) if isinstance(source, Path) else None)
+    p, _ = planned(source)
+    return build_files(p)
 
 
 def expand(hostlist: str) -> list[str]:

@@ -58,7 +58,7 @@ def _schema(path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_dnsmasq_accepts_the_rendered_config(tmp_path):
     plan, factory = _load()
-    render_pxe(plan, factory, tmp_path, _settings(inventory={"dgx-001": ["5c:ff:35:a0:00:01", "5c:ff:35:a0:10:01"]}))
+    render_pxe(plan, tmp_path, _settings(inventory={"dgx-001": ["5c:ff:35:a0:00:01", "5c:ff:35:a0:10:01"]}))
     conf = tmp_path / "dnsmasq.conf"
     result = _dnsmasq_test(conf)
     assert result.returncode == 0, result.stderr
@@ -72,7 +72,7 @@ def test_dnsmasq_accepts_the_rendered_config(tmp_path):
 @pytest.mark.slow
 def test_cloud_init_accepts_the_autoinstall_user_data_and_its_nested_cloud_config(tmp_path):
     plan, factory = _load()
-    render_pxe(plan, factory, tmp_path, _settings())
+    render_pxe(plan, tmp_path, _settings())
     node = tmp_path / "http" / "autoinstall" / "dgx-001"
     whole = _schema(node / "user-data")
     assert whole.returncode == 0, whole.stdout + whole.stderr
@@ -95,7 +95,7 @@ def test_cloud_init_accepts_the_autoinstall_user_data_and_its_nested_cloud_confi
 
 def test_leases_are_static_known_hosts_only_and_chain_to_ipxe():
     plan, factory = _load()
-    files = pxe_files(plan, factory, _settings())
+    files = pxe_files(plan, _settings())
     conf = files["dnsmasq.conf"]
     assert "dhcp-range=10.20.0.0,static,255.255.255.0,infinite" in conf
     assert "dhcp-ignore=tag:!known" in conf  # nobody else gets installed
@@ -113,7 +113,7 @@ def test_leases_are_static_known_hosts_only_and_chain_to_ipxe():
 
 def test_autoinstall_brings_the_node_to_an_ansible_ready_state():
     plan, factory = _load()
-    doc = yaml.safe_load(pxe_files(plan, factory, _settings())["http/autoinstall/dgx-003/user-data"])
+    doc = yaml.safe_load(pxe_files(plan, _settings())["http/autoinstall/dgx-003/user-data"])
     auto = doc["autoinstall"]
     assert auto["version"] == 1 and "python3" in auto["packages"] and "openssh-server" in auto["packages"]
     assert auto["network"]["ethernets"]["boot"]["match"]["macaddress"] == "5c:ff:35:a0:00:03"
@@ -129,7 +129,7 @@ def test_autoinstall_brings_the_node_to_an_ansible_ready_state():
 
 def test_no_password_material_is_rendered_and_files_are_not_writable_by_others(tmp_path):
     plan, factory = _load()
-    written = render_pxe(plan, factory, tmp_path, _settings())
+    written = render_pxe(plan, tmp_path, _settings())
     assert len(written) == 2 + 4 * 4  # dnsmasq.conf, boot.ipxe, per host: ipxe + 3 autoinstall files
     for path in written:
         text = path.read_text()
@@ -143,11 +143,11 @@ def test_no_password_material_is_rendered_and_files_are_not_writable_by_others(t
 
 def test_rendering_is_deterministic(tmp_path):
     plan, factory = _load()
-    a = pxe_files(plan, factory, _settings())
+    a = pxe_files(plan, _settings())
     plan2, factory2 = _load()
-    assert a == pxe_files(plan2, factory2, _settings())
-    render_pxe(plan, factory, tmp_path / "one", _settings())
-    render_pxe(plan, factory, tmp_path / "two", _settings())
+    assert a == pxe_files(plan2, _settings())
+    render_pxe(plan, tmp_path / "one", _settings())
+    render_pxe(plan, tmp_path / "two", _settings())
     one = {p.relative_to(tmp_path / "one"): p.read_bytes() for p in (tmp_path / "one").rglob("*") if p.is_file()}
     two = {p.relative_to(tmp_path / "two"): p.read_bytes() for p in (tmp_path / "two").rglob("*") if p.is_file()}
     assert one == two and len(one) == 18 + 1  # and the writer's manifest
@@ -159,7 +159,7 @@ def test_redfish_inventory_adds_the_other_macs_of_a_node(tmp_path):
     # The shape of `pulumi stack output inventory --json` for the on-prem pool.
     inventory.write_text(json.dumps({"dgx": {"hosts": [
         {"name": "dgx-002", "macs": ["5C:FF:35:A0:00:02", "5c:ff:35:a0:20:02"]}]}}))
-    files = pxe_files(plan, factory, _settings(inventory=read_inventory(inventory)))
+    files = pxe_files(plan, _settings(inventory=read_inventory(inventory)))
     assert "dhcp-host=5c:ff:35:a0:00:02,5c:ff:35:a0:20:02,dgx-002,10.20.0.12,infinite" in files["dnsmasq.conf"]
 
 
@@ -181,7 +181,7 @@ def test_redfish_inventory_adds_the_other_macs_of_a_node(tmp_path):
 def test_bad_settings_name_the_field(kw, field):
     plan, factory = _load()
     with pytest.raises(AifactoryError) as err:
-        pxe_files(plan, factory, _settings(**kw))
+        pxe_files(plan, _settings(**kw))
     assert str(err.value).startswith(f"{field}: ")
     assert "\n" not in str(err.value)
 
@@ -192,14 +192,14 @@ def test_host_without_ip_and_unsupported_os_are_refused(tmp_path):
 
     plan, factory = _load(_spec_file(tmp_path, drop_ip))
     with pytest.raises(AifactoryError, match=r"^pools\[0\]\.hosts\[1\]\.ip: host dgx-002 needs an ip"):
-        pxe_files(plan, factory, _settings())
+        pxe_files(plan, _settings())
 
     def debian(doc):
         doc["software"]["os"] = "debian-12"
 
     plan, factory = _load(_spec_file(tmp_path, debian))
     with pytest.raises(AifactoryError, match=r"^software\.os: .*debian-12"):
-        pxe_files(plan, factory, _settings())
+        pxe_files(plan, _settings())
 
 
 def test_ubuntu_24_04_uses_the_nocloud_data_source(tmp_path):
@@ -207,7 +207,7 @@ def test_ubuntu_24_04_uses_the_nocloud_data_source(tmp_path):
         doc["software"]["os"] = "ubuntu-24.04"
 
     plan, factory = _load(_spec_file(tmp_path, noble))
-    script = pxe_files(plan, factory, _settings())["http/ipxe/5c-ff-35-a0-00-04.ipxe"]
+    script = pxe_files(plan, _settings())["http/ipxe/5c-ff-35-a0-00-04.ipxe"]
     assert "ubuntu-24.04.3-live-server-amd64.iso" in script and "ds=nocloud;s=" in script
 
 

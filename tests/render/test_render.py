@@ -109,11 +109,10 @@ def test_bad_spec_is_a_located_error_not_a_traceback(tmp_path):
 
 def test_node_names_agree_with_the_ansible_inventory():
     for case in ("superpod-h100", "multicloud", "lab"):
-        plan, factory = planned(STACKS / case / "factory.yaml")
-        spec_pools = {p.name: p for p in factory.pools}
+        plan, _ = planned(STACKS / case / "factory.yaml")
         for pool in plan.pools:
-            nodes = hl.PoolNodes.of(pool, spec_pools.get(pool.name))
-            names = host_names(pool, spec_pools.get(pool.name))
+            nodes = hl.PoolNodes.of(pool)
+            names = host_names(pool)
             assert expand(nodes.hostlist()) == names
             # Ansible's range pattern covers the same names (":" where Slurm writes "-").
             assert host_range(pool).replace(":", "-") == nodes.hostlist()
@@ -193,12 +192,12 @@ def test_nccl_profile_is_shell_safe(tmp_path):
 
 def test_manifest_lists_every_file(tmp_path):
     plan, factory = planned(STACKS / "lab" / "factory.yaml")
-    result = render(plan, factory, tmp_path)
+    result = render(plan, tmp_path)
     import json
 
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert sorted(manifest["files"]) == sorted(result.written)
-    again = render(plan, factory, tmp_path)
+    again = render(plan, tmp_path)
     assert again.cached and not again.written
 
 
@@ -208,10 +207,10 @@ def test_100k_node_factory_renders_within_budget(tmp_path):
 
     plan, factory = planned(BIG)
     t = time.perf_counter()
-    first = render(plan, factory, tmp_path)
+    first = render(plan, tmp_path)
     t_first = time.perf_counter() - t
     t = time.perf_counter()
-    again = render(plan, factory, tmp_path)
+    again = render(plan, tmp_path)
     t_again = time.perf_counter() - t
     assert t_first < 10, f"first render took {t_first:.1f}s"
     assert again.written == [] and again.removed == []

@@ -55,7 +55,7 @@ def _content(tree: dict[str, bytes]) -> dict[str, bytes]:
 
 def _render(path: Path, out: Path, check: bool = False):
     loaded = spec.load(path)
-    return deployment.render(planning.build(loaded), loaded.factory, out, check=check, spec_name=str(path))
+    return deployment.render(planning.build(loaded), out, check=check)
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:

@@ -24,7 +24,6 @@ from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..plan import software
 from ..plan.model import Plan, PoolPlan
-from ..spec.models import Factory, Pool
 
 try:  # the C emitter writes the 100,000-host file in a fraction of the pure-Python time
     _BaseDumper = yaml.CSafeDumper
@@ -94,12 +93,9 @@ def group_name(kind: str, name: str) -> str:
     return f"{kind}_{name.replace('-', '_')}"
 
 
-def host_names(pool: PoolPlan, spec_pool: Pool | None) -> list[str]:
-    """The pool's declared hosts, else ``<pool>-0001`` … (wider when a pool has 10,000+ nodes)."""
-    if spec_pool is not None and spec_pool.hosts:
-        return [h.name for h in spec_pool.hosts]
-    width = max(4, len(str(pool.nodes)))
-    return [f"{pool.name}-{i:0{width}d}" for i in range(1, pool.nodes + 1)]
+def host_names(pool: PoolPlan) -> list[str]:
+    """The pool's declared hosts, else ``<pool>-0001`` … (the plan's one naming rule)."""
+    return pool.host_names()
 
 
 def host_range(pool: PoolPlan) -> str:
@@ -108,8 +104,7 @@ def host_range(pool: PoolPlan) -> str:
     Ansible expands it when it reads the inventory, so a 100,000-node pool is one line here
     and exactly the names :func:`host_names` returns.
     """
-    width = max(4, len(str(pool.nodes)))
-    return f"{pool.name}-[{1:0{width}d}:{pool.nodes:0{width}d}]"
+    return pool.host_range()
 
 
 def _dump(data: Any) -> str:
@@ -117,12 +112,12 @@ def _dump(data: Any) -> str:
                               allow_unicode=False, width=1000)
 
 
-def _software_vars(plan: Plan, factory: Factory, catalog: Catalog) -> dict[str, Any]:
+def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
     lock = plan.software
     out: dict[str, Any] = {
         "aifactory_factory": plan.name,
         "aifactory_os": lock.os,
-        "ansible_user": factory.access.ssh_user,
+        "ansible_user": plan.access.ssh_user,
     }
     if lock.driver is None:  # no NVIDIA pool: the NVIDIA roles have nothing pinned to install
         return out
@@ -148,9 +143,10 @@ def _software_vars(plan: Plan, factory: Factory, catalog: Catalog) -> dict[str, 
     return out
 
 
-def _pool_vars(pool: PoolPlan, factory: Factory, catalog: Catalog) -> dict[str, Any]:
+def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
+    """The role variables of one pool (its group_vars file)."""
     system = catalog.systems[pool.system]
-    fabric = next((f for f in factory.fabrics if f.name == pool.fabric), None)
+    fabric = plan.fabric(pool.fabric)
     nvidia = system.gpu.vendor == "nvidia"
     out: dict[str, Any] = {
         "aifactory_pool": pool.name,
@@ -200,34 +196,32 @@ def _role_groups(pool: PoolPlan, catalog: Catalog) -> list[str]:
     return groups
 
 
-def _imex_domains(pool: PoolPlan, spec_pool: Pool | None) -> list[list[tuple[str, str]]]:
+def _imex_domains(pool: PoolPlan) -> list[list[tuple[str, str]]]:
     """(host, IMEX peer address) per NVLink domain: consecutive compute trays in host order, as
     Slurm's blocks; empty where peers are not listed (see IMEX_PEERS_MAX_GENERATED_NODES)."""
-    declared = spec_pool is not None and bool(spec_pool.hosts)
+    declared = bool(pool.hosts)
     if not pool.imex or pool.nvlink_domain_gpus < NVL72_DOMAIN_GPUS or (
             not declared and pool.nodes > IMEX_PEERS_MAX_GENERATED_NODES):
         return []
     if declared:
-        members = [(h.name, h.ip or h.name) for h in spec_pool.hosts]
+        members = [(h.name, h.ip or h.name) for h in pool.hosts]
     else:
-        members = [(n, n) for n in host_names(pool, None)]
-    per = max(1, pool.nvlink_domain_gpus // pool.gpus_per_node)
+        members = [(n, n) for n in pool.host_names()]
+    per = pool.nodes_per_domain
     return [members[i:i + per] for i in range(0, len(members), per)]
 
 
-def _domain_hosts(pool: PoolPlan, spec_pool: Pool | None, domain: list[tuple[str, str]]) -> list[str]:
+def _domain_hosts(pool: PoolPlan, domain: list[tuple[str, str]]) -> list[str]:
     """The domain's hosts as hosts.yml lists them: declared hosts one by one, generated ones as a range."""
-    if (spec_pool is not None and spec_pool.hosts) or len(domain) == 1:
+    if pool.hosts or len(domain) == 1:
         return [name for name, _ in domain]
-    width = max(4, len(str(pool.nodes)))
     first, last = (int(domain[0][0].rsplit("-", 1)[1]), int(domain[-1][0].rsplit("-", 1)[1]))
-    return [f"{pool.name}-[{first:0{width}d}:{last:0{width}d}]"]
+    return [pool.host_range(first, last)]
 
 
-def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None) -> dict[str, str]:
+def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
     """Relative path -> file content for ``inventory/`` (hosts.yml and group_vars); deterministic."""
     catalog = catalog or load_catalog()
-    spec_pools = {p.name: p for p in factory.pools}
     children: dict[str, dict] = {}
     files: dict[str, str] = {}
 
@@ -235,25 +229,24 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None) ->
         children.setdefault(group, {"children": {}})["children"][pool_group] = None
 
     for pool in plan.pools:
-        spec_pool = spec_pools.get(pool.name)
         pg = group_name("pool", pool.name)
         hosts: dict[str, Any] = {}
-        if spec_pool is not None and spec_pool.hosts:
-            for host in spec_pool.hosts:
+        if pool.hosts:
+            for host in pool.hosts:
                 hv: dict[str, Any] = {"aifactory_bmc": host.bmc, "aifactory_mac": host.mac}
                 if host.ip:
                     hv["ansible_host"] = host.ip
                 hosts[host.name] = hv
         else:
             hosts[host_range(pool)] = None
-        domains = _imex_domains(pool, spec_pool)
+        domains = _imex_domains(pool)
         if domains:  # the pool's hosts move into one child group per NVLink domain
             width = max(4, len(str(len(domains))))
             children[pg] = {"children": {}}
             for i, domain in enumerate(domains, start=1):
                 dg = group_name("nvlink", f"{pool.name}-nvl{i:0{width}d}")  # Slurm's BlockName
                 children[pg]["children"][dg] = None
-                children[dg] = {"hosts": {n: hosts.get(n) for n in _domain_hosts(pool, spec_pool, domain)}}
+                children[dg] = {"hosts": {n: hosts.get(n) for n in _domain_hosts(pool, domain)}}
                 files[f"inventory/group_vars/{dg}.yml"] = _dump(
                     {"nvidia_fabric_imex_peers": [peer for _, peer in domain]})
         else:
@@ -262,8 +255,8 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None) ->
         member(group_name("provider", pool.provider), pg)
         for role_group in _role_groups(pool, catalog):
             member(role_group, pg)
-        files[f"inventory/group_vars/{pg}.yml"] = _dump(_pool_vars(pool, factory, catalog))
+        files[f"inventory/group_vars/{pg}.yml"] = _dump(pool_vars(pool, plan, catalog))
 
     files["inventory/hosts.yml"] = _dump({"all": {"children": children}})
-    files["inventory/group_vars/all.yml"] = _dump(_software_vars(plan, factory, catalog))
+    files["inventory/group_vars/all.yml"] = _dump(_software_vars(plan, catalog))
     return dict(sorted(files.items()))

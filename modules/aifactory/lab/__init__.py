@@ -96,37 +96,39 @@ def state_dir(stack_dir: Path) -> Path:
 
 
 def _load(stack_dir: Path):
+    """The plan of the stack's factory.yaml (the one place the lab reads the spec)."""
     from .. import plan as planning
     from .. import spec
 
     factory_file = Path(stack_dir) / "factory.yaml"
     if not factory_file.is_file():
         raise AifactoryError(f"{stack_dir}: no factory.yaml")
-    loaded = spec.load(factory_file)
-    return loaded, planning.build(loaded)
+    return planning.build(spec.load(factory_file))
 
 
 def is_lab(stack_dir: Path) -> bool:
     """A stack whose factory declares lab pools (read without planning; cheap)."""
+    from ..errors import SpecError
+    from ..spec.loader import load_file
+
     factory_file = Path(stack_dir) / "factory.yaml"
-    try:
-        doc = yaml.safe_load(factory_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    if not factory_file.is_file():
+        return False
+    try:  # the bounded loader: a hostile file is refused here as anywhere else
+        doc = load_file(factory_file).data
+    except SpecError:
         return False
     pools = doc.get("pools") if isinstance(doc, dict) else None
     return isinstance(pools, list) and any(isinstance(p, dict) and p.get("provider") == "lab" for p in pools)
 
 
-def lab_nodes(plan, factory, state: Path) -> list[LabNode]:
-    from ..inventory import host_names
-
-    pools = {p.name: p for p in factory.pools}
+def lab_nodes(plan, state: Path) -> list[LabNode]:
     other = sorted({p.provider for p in plan.pools if p.provider != "lab"})
     if other:
         raise AifactoryError(f"a lab stack holds lab pools only; this one also has {', '.join(other)} pools "
                              "(deploy those with `pulumi up` in their own stack)")
     return [LabNode(name, pool.name, state / "nodes" / name)
-            for pool in plan.pools for name in host_names(pool, pools.get(pool.name))]
+            for pool in plan.pools for name in pool.host_names()]
 
 
 def _mounted(path: Path) -> bool:
@@ -222,7 +224,7 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
 
     from .. import configure
     from ..configure.rootfs import default_cache_dir
-    from ..inventory.plan import _pool_vars
+    from ..inventory.plan import pool_vars
     from ..render import render
 
     console = console or Console(soft_wrap=True)
@@ -238,11 +240,11 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
         clock = now
 
     say(f"[bold]1/6 validate and plan[/] {stack_dir / 'factory.yaml'}")
-    loaded, plan = _load(stack_dir)
+    plan = _load(stack_dir)
     for warning in plan.warnings:
         say(f"  [yellow]{warning}[/]")
     state = state_dir(stack_dir)
-    nodes = lab_nodes(plan, loaded.factory, state)
+    nodes = lab_nodes(plan, state)
     require_root()
     t = plan.totals
     say(f"  {t['nodes']} lab nodes, {t['gpus']} GPUs modelled, driver {plan.software.driver}, CUDA {plan.software.cuda}")
@@ -254,7 +256,7 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
     lap("provision")
 
     say(f"[bold]3/6 render[/] {state / 'deploy'}")
-    rendered = render(plan, loaded.factory, state / "deploy", spec_name=str(stack_dir / "factory.yaml"))
+    rendered = render(plan, state / "deploy")
     say(f"  {len(rendered.written)} files written, {rendered.unchanged} unchanged")
     inventory = lab_inventory(state / "deploy", state, nodes)
     lap("render")
@@ -271,8 +273,8 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
     from ..catalog import load as load_catalog
 
     catalog = load_catalog()
-    pool_vars = {p.name: _pool_vars(p, loaded.factory, catalog) for p in plan.pools}
-    reports = [check_node(n, plan.software, pool_vars[n.pool]) for n in nodes]
+    variables = {p.name: pool_vars(p, plan, catalog) for p in plan.pools}
+    reports = [check_node(n, plan.software, variables[n.pool]) for n in nodes]
     lap("health")
     return UpResult(plan.name, nodes, len(rendered.written), changed, result.rc, result.failed_hosts, reports, seconds)
 

@@ -14,7 +14,7 @@ from ..catalog import load as load_catalog
 from ..errors import Finding, SpecError
 from ..spec import LoadedSpec
 from . import checks, sizing, software
-from .model import FabricPlan, Plan, PoolPlan, SitePower, SoftwareLock
+from .model import AccessPlan, FabricPlan, Plan, PoolPlan, SitePower, SoftwareLock
 
 __all__ = ["FabricPlan", "Plan", "PlanResult", "PoolPlan", "SitePower", "SoftwareLock", "build", "validate"]
 
@@ -43,9 +43,12 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
     ctx.lock = software.resolve(catalog, spec.factory.software, systems)
     ctx.pools, ctx.fabrics, ctx.sites = sizing.size(spec.factory, catalog)
     findings += checks.run(ctx, checks.phase("software") + checks.phase("capacity"))
+    f = spec.factory
     plan = Plan(
-        name=spec.factory.name, pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
-        warnings=[f.render() for f in findings if f.severity == "warning"],
+        name=f.name, description=f.description, tags=dict(f.tags),
+        access=AccessPlan(admin_cidrs=list(f.access.admin_cidrs), ssh_user=f.access.ssh_user),
+        pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
+        warnings=[w.render() for w in findings if w.severity == "warning"],
     )
     return PlanResult(plan, findings)
 

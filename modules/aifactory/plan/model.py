@@ -1,103 +1,218 @@
-"""The Plan: everything downstream (components, inventory, renderers, reports) reads this."""
+"""The resolved Plan: everything downstream (components, inventory, renderers, lab, reports) reads this.
+
+It is a frozen pydantic model, and ``plan.json`` is its serialisation: :meth:`Plan.to_dict`
+writes it and :meth:`Plan.from_dict` reads it back, so ``render``, ``inventory`` and ``preview``
+can take a reviewed plan in place of the spec it came from and produce the same bytes.
+
+A plan file is untrusted input like a spec: every field that reaches a file, a template, a host
+name or an Ansible variable has the spec's strict type, and unknown fields are refused.
+Quantities derived from the spec are computed once, when the plan is built (:mod:`.sizing`), or
+by the methods here (host names, the name width), never again downstream.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Optional
+from typing import Annotated, Any, Literal, Optional
 
-PLAN_SCHEMA_VERSION = 1
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from ..errors import AifactoryError, format_path
+from ..spec.models import (
+    CatalogId,
+    Cidr,
+    CudaVersion,
+    DriverBranch,
+    DriverVersion,
+    Hostname,
+    IpAddress,
+    Mac,
+    Name,
+    PackageVersion,
+    Prose,
+    Region,
+    ReservationId,
+    TagKey,
+    TagValue,
+    Zone,
+)
+
+PLAN_SCHEMA_VERSION = 2
+Count = Field(ge=0, le=10**9)
+Kw = Field(ge=0, le=1e9, allow_inf_nan=False)
+PACKAGE_NAME = r"^[a-z0-9][a-z0-9.+-]{0,63}$"
+# A warning line: one line, no control characters (plan files are untrusted too).
+Line = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f\x85\u2028\u2029]*$", max_length=2000)]
 
 
-@dataclass
-class SoftwareLock:
-    driver: Optional[str]
-    driver_branch: Optional[str]
-    cuda: Optional[str]
-    open_kernel_modules: bool
-    fabric_manager: Optional[str]
-    fabric_manager_package: Optional[str]
-    libnvidia_nscq: Optional[str]
-    nvlsm: bool
-    imex: bool
-    dcgm_package: Optional[str]
-    dcgm_major: Optional[int]
-    nccl: Optional[str]
-    os: str
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-@dataclass
-class PoolPlan:
-    name: str
-    site: str
-    provider: str
-    region: Optional[str]
-    system: str
-    gpu: str
-    architecture: str
-    cpu_arch: str
-    nodes: int
-    gpus_per_node: int
-    gpus: int
-    nvlink_domain_gpus: int
-    nvlink_domains: int
-    racks: int
-    nodes_per_rack: int
-    node_kw: float
-    it_kw: float
-    fabric: Optional[str]
-    fabric_type: Optional[str]
-    compute_nics: int
+class SoftwareLock(_Frozen):
+    driver: Optional[DriverVersion] = None
+    driver_branch: Optional[DriverBranch] = None
+    cuda: Optional[CudaVersion] = None
+    open_kernel_modules: bool = False
+    fabric_manager: Optional[DriverVersion] = None
+    fabric_manager_package: Optional[str] = Field(None, pattern=PACKAGE_NAME)
+    libnvidia_nscq: Optional[DriverVersion] = None
+    nvlsm: bool = False
+    imex: bool = False
+    dcgm_package: Optional[str] = Field(None, pattern=PACKAGE_NAME)
+    dcgm_major: Optional[int] = Field(None, ge=1, le=99)
+    nccl: Optional[PackageVersion] = None
+    os: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "rhel-9"]
+
+
+class HostPlan(_Frozen):
+    """A declared bare-metal host."""
+
+    name: Name
+    mac: Mac
+    bmc: Hostname
+    ip: Optional[IpAddress] = None
+
+
+class PoolPlan(_Frozen):
+    name: Name
+    site: Name
+    provider: Name
+    region: Optional[Region] = None
+    zones: list[Zone] = Field(default_factory=list, max_length=64)
+    capacity: Literal["on-demand", "reservation", "capacity-block", "spot"] = "on-demand"
+    reservation: Optional[ReservationId] = None
+    system: CatalogId
+    gpu: CatalogId
+    architecture: Name
+    cpu_arch: Literal["x86_64", "arm64"]
+    nodes: int = Count
+    gpus_per_node: int = Count
+    gpus: int = Count
+    nvlink_domain_gpus: int = Count
+    nvlink_domains: int = Count
+    racks: int = Count
+    nodes_per_rack: int = Count
+    node_kw: float = Kw
+    it_kw: float = Kw
+    fabric: Optional[Name] = None
+    fabric_type: Optional[Name] = None
+    compute_nics: int = Count
     fabric_manager: bool
     nvlsm: bool
     imex: bool
-    scheduler: str
+    scheduler: Literal["slurm", "kubernetes", "none"]
     filled: bool
+    hosts: list[HostPlan] = Field(default_factory=list, max_length=1_000_000)
+
+    # -- node names: the one place they are made --
+    @property
+    def name_width(self) -> int:
+        """Digits in generated node names: 4, wider when a pool has 10,000+ nodes."""
+        return max(4, len(str(self.nodes)))
+
+    def node_name(self, index: int) -> str:
+        """The generated name of node ``index`` (1-based): ``<pool>-0001``."""
+        return f"{self.name}-{index:0{self.name_width}d}"
+
+    def host_names(self) -> list[str]:
+        """The pool's declared hosts, else every generated name in order (O(nodes): for small pools,
+        tests and the lab; large pools are written as :meth:`host_range`)."""
+        if self.hosts:
+            return [h.name for h in self.hosts]
+        return [self.node_name(i) for i in range(1, self.nodes + 1)]
+
+    def host_range(self, first: int = 1, last: Optional[int] = None) -> str:
+        """Ansible's host-range pattern for generated names: ``gpu-[0001:0002]``."""
+        last = self.nodes if last is None else last
+        w = self.name_width
+        return f"{self.name}-[{first:0{w}d}:{last:0{w}d}]"
+
+    @property
+    def nodes_per_domain(self) -> int:
+        """Nodes that share one NVLink domain (18 compute trays of an NVL72 rack; 1 on HGX)."""
+        return max(1, self.nvlink_domain_gpus // max(1, self.gpus_per_node))
 
 
-@dataclass
-class FabricPlan:
-    name: str
-    type: str
-    site: Optional[str]
-    managed_by: str  # "factory" (we buy the switches) or "provider" (cloud fabric)
-    switch: Optional[str]
-    pools: list[str]
-    nodes: int
-    rails: int
-    scalable_units: int
-    endpoints: int
-    tiers: int
-    leaf_switches: int
-    spine_switches: int
-    core_switches: int
-    switches_by_tier: list[int]
-    cables: int
-    cables_by_tier: list[int]  # [node-leaf, leaf-spine, spine-core, ...]
-    power_kw: float
+class FabricPlan(_Frozen):
+    name: Name
+    type: Name
+    site: Optional[Name] = None
+    managed_by: Literal["factory", "provider"]  # we buy the switches, or the cloud runs the fabric
+    switch: Optional[CatalogId] = None
+    subnet_manager: Optional[Literal["ufm", "switch", "opensm"]] = None
+    rail_optimized: bool = True
+    # Nodes under one leaf (tier-1 switch): the scalable unit on a rail-optimized fabric, else the
+    # nodes whose NICs fill half a leaf's ports. 0 where the factory sizes no switches.
+    nodes_per_leaf: int = Count
+    pools: list[Name]
+    nodes: int = Count
+    rails: int = Count
+    scalable_units: int = Count
+    endpoints: int = Count
+    tiers: int = Count
+    leaf_switches: int = Count
+    spine_switches: int = Count
+    core_switches: int = Count
+    switches_by_tier: list[int] = Field(max_length=16)
+    cables: int = Count
+    cables_by_tier: list[int] = Field(max_length=16)  # [node-leaf, leaf-spine, spine-core, ...]
+    power_kw: float = Kw
 
 
-@dataclass
-class SitePower:
-    name: str
-    budget_kw: Optional[float]
-    pue: float
-    it_kw: float
-    facility_kw: float
-    headroom_kw: Optional[float]
+class SitePower(_Frozen):
+    name: Name
+    provider: Optional[Name] = None
+    region: Optional[Region] = None
+    budget_kw: Optional[float] = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    pue: float = Field(ge=1.0, le=3.0)
+    it_kw: float = Kw
+    facility_kw: float = Kw
+    headroom_kw: Optional[float] = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)
 
 
-@dataclass
-class Plan:
-    name: str
+class AccessPlan(_Frozen):
+    admin_cidrs: list[Cidr] = Field(default_factory=list, max_length=256)
+    ssh_user: Name = "aifactory"
+
+
+class Plan(_Frozen):
+    name: Name
+    description: Optional[Prose] = None
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
+    access: AccessPlan = Field(default_factory=AccessPlan)
     pools: list[PoolPlan]
     fabrics: list[FabricPlan]
     sites: list[SitePower]
     software: SoftwareLock
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Line] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Plan":
+        names = {"pool": [p.name for p in self.pools], "fabric": [f.name for f in self.fabrics],
+                 "site": [s.name for s in self.sites]}
+        hosts = [h for p in self.pools for h in p.hosts]
+        names.update({"host": [h.name for h in hosts], "host MAC": [h.mac for h in hosts],
+                      "host IP": [h.ip for h in hosts if h.ip]})
+        for kind, values in names.items():
+            if len(set(values)) != len(values):
+                dup = next(v for v in values if values.count(v) > 1)
+                raise ValueError(f"duplicate {kind} {dup!r}")
+        sites, fabrics = set(names["site"]), set(names["fabric"])
+        for p in self.pools:
+            if p.site not in sites or (p.fabric and p.fabric not in fabrics):
+                raise ValueError(f"pool {p.name} names a site or fabric the plan does not have")
+            if len(p.hosts) > p.nodes:
+                raise ValueError(f"pool {p.name} declares {len(p.hosts)} hosts for {p.nodes} nodes")
+        return self
 
     def pool(self, name: str) -> PoolPlan:
         return next(p for p in self.pools if p.name == name)
+
+    def site(self, name: str) -> SitePower:
+        return next(s for s in self.sites if s.name == name)
+
+    def fabric(self, name: Optional[str]) -> Optional[FabricPlan]:
+        return next((f for f in self.fabrics if f.name == name), None)
 
     @property
     def totals(self) -> dict:
@@ -115,17 +230,45 @@ class Plan:
         return {
             "it_kw": round(sum(s.it_kw for s in self.sites), 1),
             "facility_kw": round(sum(s.facility_kw for s in self.sites), 1),
-            "sites": [dataclasses.asdict(s) for s in self.sites],
         }
 
     def to_dict(self) -> dict:
-        return {
-            "schema_version": PLAN_SCHEMA_VERSION,
-            "name": self.name,
-            "totals": self.totals,
-            "power": self.power,
-            "fabrics": [dataclasses.asdict(f) for f in self.fabrics],
-            "pools": [dataclasses.asdict(p) for p in self.pools],
-            "software": dataclasses.asdict(self.software),
-            "warnings": list(self.warnings),
-        }
+        """``plan.json``: the model, plus the totals and power that reports and diff read."""
+        data: dict[str, Any] = {"schema_version": PLAN_SCHEMA_VERSION}
+        data.update(self.model_dump(mode="json"))
+        data["totals"] = self.totals
+        data["power"] = self.power
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, file: str = "plan.json") -> "Plan":
+        """The plan a ``plan.json`` holds; a one-line error naming the file and field otherwise."""
+        if not isinstance(data, dict):
+            raise AifactoryError(f"{file}: not a plan (expected a JSON object)")
+        version = data.get("schema_version")
+        if version != PLAN_SCHEMA_VERSION:
+            raise AifactoryError(f"{file}: plan schema_version {version!r} is not {PLAN_SCHEMA_VERSION}; "
+                                 "make the plan again with this version (`aifactory plan FILE -f json`)")
+        body = {k: v for k, v in data.items() if k not in ("schema_version", "totals", "power")}
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            message = err["msg"].replace("Value error, ", "").replace("Input should be", "must be")
+            if err["type"] == "string_pattern_mismatch":
+                message = "invalid value"
+            raise AifactoryError(f"{file}: {format_path(err['loc'])}: {message}") from None
+
+
+def is_plan_file(path) -> bool:
+    """Whether ``path`` holds a plan JSON rather than a factory spec (its first character is '{')."""
+    from ..files import read_head
+
+    return read_head(path, 4096).lstrip().startswith(b"{")
+
+
+def load_plan(path) -> Plan:
+    """A plan JSON file through the bounded reader."""
+    from ..files import read_json
+
+    return Plan.from_dict(read_json(path), str(path))

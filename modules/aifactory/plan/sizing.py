@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..catalog import Catalog, System
 from ..spec.models import Factory, Pool, Site
 from .fabric import size_tree
-from .model import FabricPlan, PoolPlan, SitePower
+from .model import FabricPlan, HostPlan, PoolPlan, SitePower
 
 ON_SITE = ("onprem", "lab")  # providers whose racks, switches and power are ours to plan
 
@@ -37,6 +37,8 @@ def pool_plan(pool: Pool, nodes: int, system: System, site: Site, fabric_type: s
     domains = _ceil(gpus, system.nvlink_domain_gpus) if system.nvlink_domain_gpus else 0
     return PoolPlan(
         name=pool.name, site=pool.site, provider=pool.provider, region=pool.region or site.region,
+        zones=list(pool.zones), capacity=pool.capacity, reservation=pool.reservation,
+        hosts=[HostPlan(name=h.name, mac=h.mac, bmc=h.bmc, ip=h.ip) for h in pool.hosts],
         system=system.id, gpu=system.gpu.id, architecture=system.gpu.architecture, cpu_arch=system.cpu_arch,
         nodes=nodes, gpus_per_node=system.gpus_per_node, gpus=gpus,
         nvlink_domain_gpus=system.nvlink_domain_gpus, nvlink_domains=domains, racks=racks,
@@ -54,19 +56,22 @@ def fabric_plan(fabric, members: list[PoolPlan], catalog: Catalog) -> FabricPlan
     managed = all(p.provider in ON_SITE for p in members) and fabric.type in ("infiniband", "roce", "ethernet")
     switch = catalog.switches.get(fabric.switch) if fabric.switch else None
     base = dict(name=fabric.name, type=fabric.type, site=sites[0] if len(sites) == 1 else None,
-                switch=fabric.switch, pools=[p.name for p in members], nodes=nodes, rails=rails)
+                switch=fabric.switch, subnet_manager=fabric.subnet_manager, rail_optimized=fabric.rail_optimized,
+                pools=[p.name for p in members], nodes=nodes, rails=rails)
     if not managed or switch is None or not members:
         endpoints = sum(p.nodes * p.compute_nics for p in members)
         return FabricPlan(**base, managed_by="provider" if members and not managed else "factory",
-                          scalable_units=0, endpoints=endpoints, tiers=0, leaf_switches=0, spine_switches=0,
+                          nodes_per_leaf=0, scalable_units=0, endpoints=endpoints, tiers=0, leaf_switches=0, spine_switches=0,
                           core_switches=0, switches_by_tier=[], cables=0, cables_by_tier=[], power_kw=0.0)
     if fabric.rail_optimized:
         tree = size_tree(nodes, rails, switch, True, fabric.su_nodes)
     else:
         tree = size_tree(sum(p.nodes * p.compute_nics for p in members), 1, switch, False)
     tiers = tree.switches_by_tier
+    half = switch.ports // 2
+    per_leaf = (fabric.su_nodes or half) if fabric.rail_optimized else max(1, half // max(1, rails))
     return FabricPlan(
-        **base, managed_by="factory", scalable_units=tree.scalable_units, endpoints=tree.endpoints,
+        **base, managed_by="factory", nodes_per_leaf=per_leaf, scalable_units=tree.scalable_units, endpoints=tree.endpoints,
         tiers=tree.tiers, leaf_switches=tiers[0] if tiers else 0, spine_switches=tiers[1] if len(tiers) > 1 else 0,
         core_switches=sum(tiers[2:]), switches_by_tier=list(tiers), cables=sum(tree.cables_by_tier),
         cables_by_tier=list(tree.cables_by_tier), power_kw=round(sum(tiers) * switch.power_w / 1000, 3),
@@ -79,7 +84,7 @@ def site_power(site: Site, pools: list[PoolPlan], fabrics: list[FabricPlan]) -> 
     facility = it * site.pue
     budget = site.power_mw * 1000 if site.power_mw is not None else None
     return SitePower(
-        name=site.name, budget_kw=budget, pue=site.pue, it_kw=round(it, 1), facility_kw=round(facility, 1),
+        name=site.name, provider=site.provider, region=site.region, budget_kw=budget, pue=site.pue, it_kw=round(it, 1), facility_kw=round(facility, 1),
         headroom_kw=round(budget - facility, 1) if budget is not None else None,
     )
 

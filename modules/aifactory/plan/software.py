@@ -69,7 +69,7 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
     """Pure resolution; inconsistencies are reported by the named checks, not here."""
     nvidia = [s for s in systems if s.gpu.vendor == "nvidia"]
     if not nvidia:
-        return SoftwareLock(None, None, None, False, None, None, None, False, False, None, None, None, software.os)
+        return SoftwareLock(os=software.os)
     if software.driver:
         branch = software.driver.split(".")[0]
     else:

@@ -1,7 +1,7 @@
 """Renderers that turn a Plan into files. All templates go through :func:`environment`.
 
-``build_files(plan, factory)`` returns the deployment directory as ``{relative path: text}``;
-``render(plan, factory, out, check=False)`` writes it (or compares it, for the drift gate).
+``build_files(plan)`` returns the deployment directory as ``{relative path: text}``;
+``render(plan, out, check=False)`` writes it (or compares it, for the drift gate).
 Both are imported lazily so that ``aifactory.render.environment`` stays cheap to import.
 """
 

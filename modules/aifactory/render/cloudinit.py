@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from ..catalog import Catalog
 from ..plan.model import Plan, PoolPlan
-from ..spec.models import Factory
 from .environment import render
 
 CLOUD_PROVIDERS = ("aws", "gcp", "azure", "oci")
 
 
-def user_data(plan: Plan, factory: Factory, pool: PoolPlan, pool_files: dict[str, str]) -> str:
+def user_data(plan: Plan, pool: PoolPlan, pool_files: dict[str, str]) -> str:
     """``#cloud-config`` for ``pool``; ``pool_files`` maps a node path to its rendered content."""
     config = {
         "users": [{
-            "name": factory.access.ssh_user,
+            "name": plan.access.ssh_user,
             "shell": "/bin/bash",
             "lock_passwd": True,
             "sudo": "ALL=(ALL) NOPASSWD:ALL",
@@ -38,7 +37,7 @@ def user_data(plan: Plan, factory: Factory, pool: PoolPlan, pool_files: dict[str
     return render("cloud-init/user-data.yaml.j2", factory=plan.name, pool=pool, config=config)
 
 
-def files(plan: Plan, factory: Factory, catalog: Catalog, rendered: dict[str, str]) -> dict[str, str]:
+def files(plan: Plan, catalog: Catalog, rendered: dict[str, str]) -> dict[str, str]:
     out = {}
     for pool in plan.pools:
         if pool.provider not in CLOUD_PROVIDERS:
@@ -48,5 +47,5 @@ def files(plan: Plan, factory: Factory, catalog: Catalog, rendered: dict[str, st
         if f"dcgm/{pool.name}/dcgm-exporter.csv" in rendered:
             node_files["/etc/dcgm-exporter/aifactory.csv"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.csv"]
             node_files["/etc/default/dcgm-exporter"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.env"]
-        out[f"cloud-init/{pool.name}/user-data.yaml"] = user_data(plan, factory, pool, node_files)
+        out[f"cloud-init/{pool.name}/user-data.yaml"] = user_data(plan, pool, node_files)
     return out

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import asdict
+
 from pathlib import Path
 
 from .. import files
@@ -34,7 +33,6 @@ from ..errors import AifactoryError
 from ..plan import software
 from ..plan.model import Plan
 from ..resources import templates_dir
-from ..spec.models import Factory
 
 MANIFEST = ".aifactory-render.json"
 _PACKAGE = Path(__file__).resolve().parent.parent  # modules/aifactory
@@ -50,7 +48,7 @@ def lock(plan: Plan, catalog: Catalog) -> dict:
     return {
         "factory": plan.name,
         "os": sw.os,
-        "software": asdict(sw),
+        "software": sw.model_dump(),
         "packages": dict(sorted(packages.items())),
         "catalog_schema": "v1",
         "systems": sorted({p.system for p in plan.pools}),
@@ -65,8 +63,7 @@ def _plan_data(plan: Plan) -> dict:
     return data
 
 
-def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
-                spec_name: str | None = None) -> dict[str, str]:
+def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
     """Relative path -> content of the whole deployment directory."""
     from .. import inventory
     from . import cloudinit, dcgm, kubernetes, monitoring, nccl, slurm, svg
@@ -75,14 +72,14 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
     files: dict[str, str] = {}
     files["plan.json"] = json.dumps(_plan_data(plan), indent=2, sort_keys=True) + "\n"
     files["versions.lock.json"] = json.dumps(lock(plan, catalog), indent=2, sort_keys=True) + "\n"
-    for rel, text in inventory.build_files(plan, factory).items():
+    for rel, text in inventory.build_files(plan, catalog).items():
         files[rel if rel.startswith("inventory/") else f"inventory/{rel}"] = text
-    files.update(slurm.files(plan, factory, catalog))
+    files.update(slurm.files(plan, catalog))
     files.update(nccl.files(plan))
     files.update(dcgm.files(plan, catalog))
-    files.update(monitoring.files(plan, factory, catalog))
+    files.update(monitoring.files(plan, catalog))
     files.update(kubernetes.files(plan, catalog))
-    files.update(cloudinit.files(plan, factory, catalog, files))
+    files.update(cloudinit.files(plan, catalog, files))
     files.update(svg.files(plan))
     # PXE files (aifactory.render.pxe) need the provisioning host's address and SSH keys, which
     # are not in the spec; `aifactory pxe` renders them with those settings.
@@ -92,35 +89,32 @@ def build_files(plan: Plan, factory: Factory, catalog: Catalog | None = None,
     return dict(sorted(files.items()))
 
 
-def input_key(plan: Plan, factory: Factory, spec_name: str | None) -> str:
-    """Digest of everything the output depends on: plan, spec, templates and renderer code."""
+def input_key(plan: Plan) -> str:
+    """Digest of everything the output depends on: the plan (which holds all the spec says) and
+    this whole package with its templates and catalog, so no code change can leave a stale cache."""
     h = hashlib.sha256()
     h.update(json.dumps(_plan_data(plan), sort_keys=True).encode())
-    h.update(factory.model_dump_json().encode())
-    h.update(os.path.basename(spec_name or "").encode())
-    # plan/ holds the package naming (plan.software.packages) that the lock and inventory use.
-    roots = [templates_dir(), _PACKAGE / "render", _PACKAGE / "inventory", _PACKAGE / "plan",
-             _PACKAGE / "catalog" / "data"]
-    for root in roots:
+    for root in (templates_dir(), _PACKAGE):
         if not root.is_dir():
             continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                           and p.suffix not in (".pyc", ".pyo")):
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 
 
-def render(plan: Plan, factory: Factory, out: Path | str, *, check: bool = False,
-           catalog: Catalog | None = None, spec_name: str | None = None, force: bool = False) -> RenderResult:
+def render(plan: Plan, out: Path | str, *, check: bool = False, catalog: Catalog | None = None,
+           force: bool = False) -> RenderResult:
     """Render into ``out`` (or, with ``check``, only compare); see the module docstring.
 
     The folder is written by :func:`aifactory.files.sync`: confined, locked, atomic, and it
     removes only files an earlier render recorded. A non-empty folder that no aifactory command
     wrote is refused unless ``force``.
     """
-    key = input_key(plan, factory, spec_name)
+    key = input_key(plan)
 
     def build() -> dict[str, bytes]:
-        return {rel: text.encode("utf-8") for rel, text in build_files(plan, factory, catalog, spec_name).items()}
+        return {rel: text.encode("utf-8") for rel, text in build_files(plan, catalog).items()}
 
     return files.sync(out, {}, MANIFEST, input_key=key, check=check, force=force, build=build)

@@ -1,7 +1,7 @@
 """Slurm hostlist expressions for a pool's nodes, without listing the nodes one by one.
 
-Names agree with the Ansible inventory because they come from the same functions
-(:func:`aifactory.inventory.host_names` / ``host_range``): generated pools are
+Names agree with the Ansible inventory because they come from the plan's one naming rule
+(:meth:`aifactory.plan.model.PoolPlan.host_names` / ``name_width``): generated pools are
 ``<pool>-0001`` …, wider when a pool has 10,000+ nodes; declared bare-metal hosts keep their
 names. A generated pool is held as a numeric range, so slicing it into scalable units or
 NVLink domains and writing ``gpu-[0033-0064]`` costs the same for 10 nodes or 1,000,000.
@@ -13,9 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ..inventory import host_names
 from ..plan.model import PoolPlan
-from ..spec.models import Pool
 
 _TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
 
@@ -42,12 +40,11 @@ class PoolNodes:
     declared: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, pool: PoolPlan, spec_pool: Pool | None) -> "PoolNodes":
-        if spec_pool is not None and spec_pool.hosts:
-            names = tuple(host_names(pool, spec_pool))
+    def of(cls, pool: PoolPlan) -> "PoolNodes":
+        if pool.hosts:
+            names = tuple(pool.host_names())
             return cls(pool.name, len(names), 0, names)
-        # Same width rule as aifactory.inventory.host_range (checked by a test against it).
-        return cls(pool.name, pool.nodes, max(4, len(str(pool.nodes))))
+        return cls(pool.name, pool.nodes, pool.name_width)
 
     def name(self, index: int) -> str:
         if self.declared:

@@ -12,7 +12,6 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..plan.model import Plan
-from ..spec.models import Factory
 from . import hostlist as hl
 from .dcgm import EXPORTER_PORT
 from .environment import render
@@ -50,15 +49,14 @@ def _jobs(pool, nvidia: bool) -> list[dict[str, Any]]:
     return jobs
 
 
-def files(plan: Plan, factory: Factory, catalog: Catalog) -> dict[str, str]:
-    spec_pools = {p.name: p for p in factory.pools}
+def files(plan: Plan, catalog: Catalog) -> dict[str, str]:
     jobs = []
     out = {}
     for pool in plan.pools:
         nvidia = catalog.systems[pool.system].gpu.vendor == "nvidia"
         jobs += _jobs(pool, nvidia)
         if pool.provider != "aws":
-            nodes = hl.PoolNodes.of(pool, spec_pools.get(pool.name))
+            nodes = hl.PoolNodes.of(pool)
             targets = [{"labels": {"pool": pool.name}, "targets": [nodes.name(i) for i in range(nodes.count)]}]
             out[f"prometheus/targets/{pool.name}.json"] = render("prometheus/targets.json.j2", targets=targets)
     config = {

@@ -1,6 +1,6 @@
 """What a provisioning host needs to network-install the on-prem nodes of a plan.
 
-``pxe_files(plan, factory, settings)`` returns ``{relative path: text}``; ``render_pxe`` writes
+``pxe_files(plan, settings)`` returns ``{relative path: text}``; ``render_pxe`` writes
 them. The layout::
 
     dnsmasq.conf                      DHCP (static leases by MAC) + TFTP + iPXE chainloading
@@ -106,13 +106,11 @@ def _check_settings(s: PxeSettings) -> None:
         raise _fail("pxe.tftp_root", f"must be an absolute path without spaces, ',' or '#': {s.tftp_root!r}")
 
 
-def _nodes(plan, factory, settings: PxeSettings) -> list[_Node]:
-    plans = {p.name: p for p in plan.pools}
+def _nodes(plan, settings: PxeSettings) -> list[_Node]:
     nodes: list[_Node] = []
-    for i, pool in enumerate(factory.pools):
+    for i, pool in enumerate(plan.pools):
         if pool.provider != "onprem" or not pool.hosts:
             continue
-        pp = plans[pool.name]
         for j, host in enumerate(pool.hosts):
             if host.ip is None:
                 raise _fail(f"pools[{i}].hosts[{j}].ip", f"host {host.name} needs an ip for its static DHCP lease")
@@ -127,7 +125,7 @@ def _nodes(plan, factory, settings: PxeSettings) -> list[_Node]:
                 raise _fail(f"pools[{i}].hosts[{j}].mac", f"{host.mac} is not among the MACs the BMC of {host.name} "
                             f"reports ({', '.join(reported)}); fix the spec or the BMC address")
             macs = tuple([host.mac] + sorted(set(reported) - {host.mac}))
-            nodes.append(_Node(host.name, pool.name, pool.system, pp.cpu_arch, host.mac, macs, host.ip))
+            nodes.append(_Node(host.name, pool.name, pool.system, pool.cpu_arch, host.mac, macs, host.ip))
     if not nodes:
         raise _fail("pools", "no on-prem pool declares hosts (name, mac, bmc, ip); nothing to PXE-boot")
     unknown = sorted(set(settings.inventory) - {n.name for n in nodes})
@@ -159,11 +157,11 @@ def _subnet(nodes: list[_Node], settings: PxeSettings) -> ipaddress.IPv4Network:
     raise _fail("pxe.subnet", "hosts and server are not in one /8; give the boot network with --subnet")
 
 
-def pxe_files(plan, factory, settings: PxeSettings) -> dict[str, str]:
+def pxe_files(plan, settings: PxeSettings) -> dict[str, str]:
     """``{relative path: content}`` for the provisioning host; deterministic for the same inputs."""
     _check_settings(settings)
     os_name = plan.software.os
-    nodes = _nodes(plan, factory, settings)
+    nodes = _nodes(plan, settings)
     for n in nodes:
         if (os_name, n.cpu_arch) not in UBUNTU_ISOS:
             raise _fail("software.os", f"PXE install renders Ubuntu autoinstall (ubuntu-22.04, ubuntu-24.04 on "
@@ -175,7 +173,7 @@ def pxe_files(plan, factory, settings: PxeSettings) -> dict[str, str]:
     # cloud-init 24.1 renamed the nocloud-net data source to nocloud (the old name still works on
     # 22.04's cloud-init, which does not know the new one).
     datasource = "nocloud-net" if version == "22.04" else "nocloud"
-    common = {"factory": factory.name, "server_ip": settings.server_ip, "http": http}
+    common = {"factory": plan.name, "server_ip": settings.server_ip, "http": http}
 
     files: dict[str, str] = {}
     files["dnsmasq.conf"] = render(
@@ -190,22 +188,22 @@ def pxe_files(plan, factory, settings: PxeSettings) -> dict[str, str]:
             "pxe/node.ipxe.j2", **common, node=n, version=version, iso=iso, datasource=datasource)
         base = f"http/autoinstall/{n.name}"
         files[f"{base}/user-data"] = render("autoinstall/user-data.j2", **common,
-                                            autoinstall=_autoinstall(n, factory, keys, settings))
-        files[f"{base}/meta-data"] = render("autoinstall/meta-data.j2", node=n, factory=factory.name)
+                                            autoinstall=_autoinstall(n, plan, keys, settings))
+        files[f"{base}/meta-data"] = render("autoinstall/meta-data.j2", node=n, factory=plan.name)
         files[f"{base}/vendor-data"] = render("autoinstall/vendor-data.j2")
     return dict(sorted(files.items()))
 
 
-def _autoinstall(node: _Node, factory, keys: list[str], settings: PxeSettings) -> dict:
+def _autoinstall(node: _Node, plan, keys: list[str], settings: PxeSettings) -> dict:
     """The autoinstall document (https://canonical-subiquity.readthedocs-hosted.com/en/latest/reference/autoinstall-reference.html)."""
-    user = factory.access.ssh_user
+    user = plan.access.ssh_user
     hostname = node.name
     cloud = {
         "hostname": hostname,
         "preserve_hostname": False,
         "users": [{
             "name": user,
-            "gecos": f"aifactory admin ({factory.name})",
+            "gecos": f"aifactory admin ({plan.name})",
             "groups": ["sudo", "adm"],
             "shell": "/bin/bash",
             # Ansible needs non-interactive sudo; the account has no password at all.
@@ -240,14 +238,14 @@ def _autoinstall(node: _Node, factory, keys: list[str], settings: PxeSettings) -
 MANIFEST = ".aifactory-pxe.json"
 
 
-def render_pxe(plan, factory, out_dir: Path | str, settings: PxeSettings, *, force: bool = False) -> list[Path]:
+def render_pxe(plan, out_dir: Path | str, settings: PxeSettings, *, force: bool = False) -> list[Path]:
     """Write :func:`pxe_files` under ``out_dir`` through :func:`aifactory.files.sync`; returns the paths.
 
     Files are 0644 (dnsmasq reads its config as an unprivileged user, the HTTP server serves the
     rest) because none holds a secret; folders are 0755.
     """
     out = Path(out_dir)
-    rendered = pxe_files(plan, factory, settings)
+    rendered = pxe_files(plan, settings)
     sync(out, {rel: text.encode("utf-8") for rel, text in rendered.items()}, MANIFEST, force=force)
     return [out / rel for rel in rendered]
 

@@ -22,7 +22,6 @@ from typing import Optional
 
 from ..catalog import Catalog
 from ..plan.model import FabricPlan, Plan, PoolPlan
-from ..spec.models import Factory
 from . import hostlist as hl
 from .environment import render
 from .tables import hardware_for
@@ -101,9 +100,8 @@ def _gres_lines(group: NodeGroup, catalog: Catalog) -> list[dict]:
     return lines
 
 
-def _tree(fabric: FabricPlan, groups: list[NodeGroup], factory: Factory, catalog: Catalog) -> list[dict]:
+def _tree(fabric: FabricPlan, groups: list[NodeGroup], catalog: Catalog) -> list[dict]:
     """SwitchName lines for a factory-built fabric, leaves first, top last."""
-    spec = next(f for f in factory.fabrics if f.name == fabric.name)
     nodes = [g.nodes for g in groups]
     total = sum(n.count for n in nodes)
     if total == 0:
@@ -112,10 +110,8 @@ def _tree(fabric: FabricPlan, groups: list[NodeGroup], factory: Factory, catalog
         return [{"SwitchName": f"{fabric.name}-leaf", "Nodes": hl.join([hl.Segment(n, 0, n.count) for n in nodes])}]
     half = catalog.switches[fabric.switch].ports // 2
     rails = max(1, fabric.rails)
-    if spec.rail_optimized:
-        leaf_nodes, leaves_per_l1 = spec.su_nodes or half, rails
-    else:
-        leaf_nodes, leaves_per_l1 = max(1, half // rails), 1
+    leaf_nodes = fabric.nodes_per_leaf
+    leaves_per_l1 = rails if fabric.rail_optimized else 1
     lines: list[dict] = []
     level = [f"{fabric.name}-t1-{i:0{_w(total, leaf_nodes)}d}" for i in range(1, -(-total // leaf_nodes) + 1)]
     for name, segs in zip(level, hl.slices(nodes, leaf_nodes)):
@@ -144,14 +140,13 @@ def _w(total: int, per: int) -> int:
     return max(4, len(str(-(-total // per))))
 
 
-def _blocks(groups: list[NodeGroup], factory: Factory) -> list[dict]:
+def _blocks(groups: list[NodeGroup]) -> list[dict]:
     """One BlockName per NVLink domain of NVL72 pools; other pools one block per pool."""
     lines = []
     for g in groups:
         p = g.pool
         if p.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS:
-            per = max(1, p.nvlink_domain_gpus // p.gpus_per_node)
-            parts = hl.slices([g.nodes], per)
+            parts = hl.slices([g.nodes], p.nodes_per_domain)
             width = max(4, len(str(len(parts))))
             for i, segs in enumerate(parts, start=1):
                 lines.append({"BlockName": f"{p.name}-nvl{i:0{width}d}", "Nodes": hl.join(segs)})
@@ -169,24 +164,23 @@ class Cluster:
     topology_lines: list[dict]
 
 
-def clusters(plan: Plan, factory: Factory, catalog: Catalog) -> list[Cluster]:
-    spec_pools = {p.name: p for p in factory.pools}
+def clusters(plan: Plan, catalog: Catalog) -> list[Cluster]:
     out = []
     for site in plan.sites:
         pools = [p for p in plan.pools if p.site == site.name and p.scheduler == "slurm" and p.nodes > 0]
         if not pools:
             continue
-        groups = [NodeGroup(p, hl.PoolNodes.of(p, spec_pools.get(p.name))) for p in pools]
+        groups = [NodeGroup(p, hl.PoolNodes.of(p)) for p in pools]
         topology, lines = None, []
         if any(p.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS for p in pools):
-            topology, lines = "block", _blocks(groups, factory)
+            topology, lines = "block", _blocks(groups)
         else:
             for fabric in plan.fabrics:
                 if fabric.managed_by != "factory" or fabric.type not in ("infiniband", "roce") or not fabric.switch:
                     continue
                 members = [g for g in groups if g.pool.fabric == fabric.name]
                 if members:
-                    lines += _tree(fabric, members, factory, catalog)
+                    lines += _tree(fabric, members, catalog)
             if lines:
                 topology = "tree"
                 # Several fabrics at one site: join their tops so every node has one root.
@@ -226,9 +220,9 @@ def _line(fields: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
 
 
-def files(plan: Plan, factory: Factory, catalog: Catalog) -> dict[str, str]:
+def files(plan: Plan, catalog: Catalog) -> dict[str, str]:
     out: dict[str, str] = {}
-    for c in clusters(plan, factory, catalog):
+    for c in clusters(plan, catalog):
         base = f"slurm/{c.site}"
         partitions = []
         for i, g in enumerate(c.groups):

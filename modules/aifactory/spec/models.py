@@ -133,7 +133,7 @@ class Software(_Model):
     nvlsm: Optional[bool] = Field(None, description="NVLink subnet manager; required on HGX B200 and later")
     imex: Optional[bool] = Field(None, description="IMEX daemon; required on NVL72 compute trays")
     dcgm: Optional[Literal[3, 4]] = Field(None, description="DCGM major version")
-    dcgm_package: Optional[str] = Field(None, pattern=r"^[a-z0-9.+-]{1,64}$")
+    dcgm_package: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$")
     nccl: Annotated[Optional[PackageVersion], LooseStr] = Field(None, description="libnccl2 version, e.g. '2.28.9-1'")
     os: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "rhel-9"] = "ubuntu-24.04"
 
