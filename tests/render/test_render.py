@@ -217,3 +217,48 @@ def test_100k_node_factory_renders_within_budget(tmp_path):
     assert t_first >= 5 * t_again, f"rerun {t_again:.3f}s vs first {t_first:.3f}s"
     slurm = (tmp_path / "slurm" / "dc" / "slurm.conf").read_text()
     assert "NodeName=gpu-[000001-100000] " in slurm and len(first.written) < 30
+
+
+@pytest.mark.parametrize("case", ["aws-p5", "lab", "multicloud", "onprem-dgx", "superpod-h100", "campus-10gw"])
+def test_render_from_plan_json_is_byte_identical_to_render_from_the_spec(tmp_path, case):
+    """The plan reviewed in a pull request is the plan deployed: render and inventory take it as is."""
+    spec_file = STACKS / case / "factory.yaml"
+    plan_file = tmp_path / "reviewed-plan.json"
+    r = _cli("plan", str(spec_file), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    plan_file.write_text(r.stdout)
+    for command in ("render", "inventory"):
+        a, b = tmp_path / f"{command}-spec", tmp_path / f"{command}-plan"
+        assert _cli(command, str(spec_file), "--out", str(a)).returncode == 0
+        r = _cli(command, str(plan_file), "--out", str(b))
+        assert r.returncode == 0, r.stderr
+        assert _tree(a) == _tree(b) and _tree(a)
+    # the deployment's own plan.json is a plan too
+    again = tmp_path / "again"
+    assert _cli("render", str(tmp_path / "render-spec" / "plan.json"), "--out", str(again)).returncode == 0
+    assert _tree(again) == _tree(tmp_path / "render-spec")
+
+
+def test_a_hostile_plan_json_is_refused_like_a_hostile_spec(tmp_path):
+    import json
+
+    r = _cli("plan", str(STACKS / "onprem-dgx" / "factory.yaml"), "--format", "json")
+    data = json.loads(r.stdout)
+    cases = {
+        "ip": lambda d: d["pools"][0]["hosts"][0].update(ip="fe80::1%{{lookup('pipe','id')}}"),
+        "name": lambda d: d["pools"][0].update(name="../../etc"),
+        "ssh_user": lambda d: d["access"].update(ssh_user="root\nx"),
+        "extra": lambda d: d.update(extra_field=1),
+        "duplicate": lambda d: d["pools"][0]["hosts"][1].update(mac=d["pools"][0]["hosts"][0]["mac"]),
+        "version": lambda d: d.update(schema_version=99),
+        "nodes": lambda d: d["pools"][0].update(nodes=-1),
+    }
+    for what, mutate in cases.items():
+        bad = json.loads(json.dumps(data))
+        mutate(bad)
+        path = tmp_path / f"{what}.json"
+        path.write_text(json.dumps(bad))
+        r = _cli("render", str(path), "--out", str(tmp_path / f"out-{what}"))
+        assert r.returncode == 1 and "Traceback" not in r.stderr, (what, r.stderr)
+        assert str(path) in r.stderr and len(r.stderr.strip().splitlines()) == 1, (what, r.stderr)
+        assert not (tmp_path / f"out-{what}").exists()
