@@ -229,15 +229,12 @@ def down(stack_dir: Path = typer.Argument(..., help="lab stack folder (stacks/la
 
 
 @app.command()
-def preflight(file: Path = typer.Argument(..., help="factory.yaml"),
+def preflight(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
               ami: Optional[str] = typer.Option(None, "--ami", help="explicit AMI id instead of the SSM parameter")) -> None:
     """Check an AWS account before deploying: offerings, EFA, AMI, quotas, reservations."""
     from .preflight import check_factory
 
-    result = _planned(file)
-    from .spec import load
-
-    checks = check_factory(load(file).factory, result, ami=ami)
+    checks = check_factory(_plan_input(file), ami=ami)
     for check in checks:
         (_err if check.failed else typer.echo)(check.render())
     if not checks:

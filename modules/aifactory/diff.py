@@ -123,9 +123,8 @@ def load(path: Path | str) -> dict:
 
 def _spec_plan(path: Path) -> dict:
     from . import plan as planning
-    from . import spec
 
-    data = planning.build(spec.load(path)).to_dict()
+    data = planning.load(path).to_dict()
     data.pop("warnings", None)
     return PlanView.model_validate(data).model_dump()
 

@@ -4,7 +4,7 @@ Reading (:func:`read_bytes`, :func:`read_text`, :func:`read_json`): only regular
 would block, ``/dev/zero`` would never end), never more than a stated size, UTF-8 only, and
 for JSON a bounded depth and no ``NaN``/``Infinity``. Every failure is an
 :class:`~aifactory.errors.AifactoryError` of one line that names the file. YAML has its own
-bounded loader (:mod:`aifactory.spec.loader`), which reads through :func:`read_bytes` too.
+bounded loader (:mod:`aifactory.yamlfile`), which reads through :func:`read_bytes` too.
 
 Writing (:func:`sync`): one writer for ``render``, ``inventory`` and ``pxe`` output folders.
 

@@ -23,7 +23,7 @@ def test_provider_module_has_the_public_shape(provider):
     assert issubclass(cls, pulumi.ComponentResource)
     assert cls.TYPE == f"aifactory:{provider}:GpuPool"
     params = list(inspect.signature(cls.__init__).parameters)
-    assert params[:5] == ["self", "name", "pool", "factory", "opts"]
+    assert params[:5] == ["self", "name", "pool", "plan", "opts"]
     for output in base.OUTPUTS:
         assert output in cls.__annotations__, (provider, output)
 
@@ -55,14 +55,14 @@ def test_instance_is_a_gpupool_under_the_runtime_protocol(tmp_path):
     from aifactory.components import aws
     from aifactory.preview.mocks import RecordingMocks
 
-    loaded = spec.load(REPO / "stacks" / "aws-p5" / "factory.yaml")
-    planned = plan.build(loaded).pools[0]
+    built = plan.build(spec.load(REPO / "stacks" / "aws-p5" / "factory.yaml"))
+    planned = built.pools[0]
     pulumi.runtime.set_mocks(RecordingMocks(), project="p", stack="s", preview=False)
     made = []
 
     @pulumi.runtime.test
     def build():
-        made.append(aws.GpuPool("train", planned, loaded.factory))
+        made.append(aws.GpuPool("train", planned, built))
         return made[0].node_group_ids.apply(lambda ids: ids)
 
     build()
@@ -78,10 +78,11 @@ tags: {team: ml}
 sites: [{name: s1, provider: aws, region: us-east-1}]
 pools: [{name: p1, site: s1, provider: aws, system: p5.48xlarge, nodes: 1, zones: [us-east-1a]}]
 """)
-    pool = plan.build(loaded).pools[0]
-    assert base.tags(loaded.factory, pool, "node") == {
+    built = plan.build(loaded)
+    pool = built.pools[0]
+    assert base.tags(built, pool, "node") == {
         "team": "ml", base.TAG_FACTORY: "f1", base.TAG_SITE: "s1", base.TAG_POOL: "p1", base.TAG_ROLE: "node"}
-    labels = base.labels(loaded.factory, pool, "node")
+    labels = base.labels(built, pool, "node")
     assert labels == {"team": "ml", "aifactory-factory": "f1", "aifactory-site": "s1", "aifactory-pool": "p1",
                       "aifactory-role": "node"}
     assert base.label_key(base.TAG_POOL) == "aifactory-pool"

@@ -63,8 +63,8 @@ def test_reservations_are_checked_by_load_itself(tmp_path, value):
 
 def test_valid_reservation_is_applied_through_the_model(tmp_path):
     (tmp_path / "factory.yaml").write_text(LAB)
-    factory, _ = program.load(tmp_path / "factory.yaml", '{"gpu": "projects/p/reservations/r-1"}')
-    assert factory.pools[0].reservation == "projects/p/reservations/r-1"
+    plan = program.load(tmp_path / "factory.yaml", '{"gpu": "projects/p/reservations/r-1"}')
+    assert plan.pools[0].reservation == "projects/p/reservations/r-1"
     assert program.reservations_from(None) == {} and program.reservations_from({}) == {}
 
 

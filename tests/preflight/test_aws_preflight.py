@@ -113,7 +113,7 @@ def test_everything_passes_for_a_well_formed_p5_pool(aws):
     quotas, stub = quotas_stub(4096)
     session = Session(ec2=boto3.client("ec2", region_name=REGION), ssm=ssm_publishing(image, param),
                       **{"service-quotas": quotas})
-    checks = by_name(preflight.check_factory(factory, p, session=session))
+    checks = by_name(preflight.check_factory(p, session=session))
     assert {n: c.status for n, c in checks.items()} == {
         "offering": "ok", "efa": "ok", "ami": "ok", "quota": "ok", "reservation": "skip"}
     assert "3,072 of 4,096 vCPUs" in checks["quota"].message  # 16 x 192 vCPUs
@@ -123,7 +123,7 @@ def test_everything_passes_for_a_well_formed_p5_pool(aws):
 
 def test_zone_without_the_instance_type_fails_naming_it(aws):
     factory, p = planned(zones=("us-east-1a", "us-east-1-bos-1a"))
-    (check,) = [c for c in preflight.check_factory(factory, p, session=Session(
+    (check,) = [c for c in preflight.check_factory(p, session=Session(
         ec2=boto3.client("ec2", region_name=REGION), ssm=boto3.client("ssm", region_name=REGION),
         **{"service-quotas": quotas_stub(10_000)[0]})) if c.name == "offering"]
     assert check.failed and "not offered in us-east-1-bos-1a" in check.message
@@ -202,13 +202,11 @@ BLOCK = {"CapacityReservationId": "cr-0123456789abcdef0", "InstanceType": "p5.48
 
 def test_scheduled_capacity_block_passes_and_wrong_ones_fail(aws):
     factory, p = planned(capacity="capacity-block", reservation="cr-0123456789abcdef0")
-    pool, pool_spec = p.pools[0], factory.pools[0]
-    ok = preflight.check_reservation(reservation_hook(boto3.client("ec2", region_name=REGION), BLOCK), pool,
-                                     pool_spec)
+    pool = p.pools[0]
+    ok = preflight.check_reservation(reservation_hook(boto3.client("ec2", region_name=REGION), BLOCK), pool)
     assert ok.status == "ok" and "scheduled" in ok.message
     wrong = {**BLOCK, "InstanceType": "p5en.48xlarge", "AvailabilityZone": "us-east-1b", "TotalInstanceCount": 8}
-    bad = preflight.check_reservation(reservation_hook(boto3.client("ec2", region_name=REGION), wrong), pool,
-                                      pool_spec)
+    bad = preflight.check_reservation(reservation_hook(boto3.client("ec2", region_name=REGION), wrong), pool)
     assert bad.failed
     assert "p5en.48xlarge" in bad.message and "us-east-1b" in bad.message and "8 instances" in bad.message
     # The hook answers only this operation: the rest of EC2 is still moto.
@@ -219,10 +217,10 @@ def test_scheduled_capacity_block_passes_and_wrong_ones_fail(aws):
 def test_unknown_reservation_and_block_without_id(aws):
     factory, p = planned(capacity="reservation", reservation="cr-0fffffffffffffff0")
     check = preflight.check_reservation(reservation_hook(boto3.client("ec2", region_name=REGION), BLOCK),
-                                        p.pools[0], factory.pools[0])
+                                        p.pools[0])
     assert check.failed and "InvalidCapacityReservationId.NotFound" in check.message
     factory, p = planned(capacity="capacity-block")
-    check = preflight.check_reservation(boto3.client("ec2", region_name=REGION), p.pools[0], factory.pools[0])
+    check = preflight.check_reservation(boto3.client("ec2", region_name=REGION), p.pools[0])
     assert check.failed and "aifactory:reservations.train" in check.message
 
 

@@ -57,18 +57,17 @@ class GpuPool(pulumi.ComponentResource):
     network_ids: pulumi.Output[list]
     inventory: pulumi.Output[dict]
 
-    def __init__(self, name: str, pool, factory, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
-        spec = base.pool_spec(factory, pool)
-        if not spec.zones:
+        if not pool.zones:
             raise AifactoryError(f"pools.{pool.name}.zones: an AWS pool needs at least one availability zone "
                                  "(a cluster placement group lives in one zone, e.g. [us-east-1a])")
         child = pulumi.ResourceOptions(parent=self)
 
         def tags(role: str) -> dict:
-            return base.tags(factory, pool, role)
+            return base.tags(plan, pool, role)
 
-        cidr = base.network_cidr(factory, pool)
+        cidr = base.network_cidr(plan, pool)
         vpc = aws.ec2.Vpc(base.child(name, "vpc"), cidr_block=cidr, enable_dns_support=True,
                           enable_dns_hostnames=True, tags={**tags("network"), "Name": base.child(name, "vpc")},
                           opts=child)
@@ -78,11 +77,11 @@ class GpuPool(pulumi.ComponentResource):
             aws.ec2.Subnet(base.child(name, f"subnet-{zone}"), vpc_id=vpc.id, availability_zone=zone,
                            cidr_block=base.subnet_cidr(cidr, i), map_public_ip_on_launch=False,
                            tags={**tags("network"), "Name": base.child(name, f"subnet-{zone}")}, opts=child)
-            for i, zone in enumerate(spec.zones)
+            for i, zone in enumerate(pool.zones)
         ]
 
         sg = aws.ec2.SecurityGroup(base.child(name, "efa-sg"), vpc_id=vpc.id,
-                                   description=f"aifactory {factory.name}/{pool.name}: EFA and admin SSH",
+                                   description=f"aifactory {plan.name}/{pool.name}: EFA and admin SSH",
                                    tags={**tags("security"), "Name": base.child(name, "efa-sg")}, opts=child)
         sg_child = pulumi.ResourceOptions(parent=self, depends_on=[sg])
         # EFA's OS-bypass traffic is dropped unless the security group allows all traffic to and
@@ -99,7 +98,7 @@ class GpuPool(pulumi.ComponentResource):
         aws.vpc.SecurityGroupEgressRule(base.child(name, "https-out"), security_group_id=sg.id,
                                         ip_protocol="tcp", from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0",
                                         description="HTTPS egress", tags=tags("security"), opts=sg_child)
-        for i, admin in enumerate(factory.access.admin_cidrs):
+        for i, admin in enumerate(plan.access.admin_cidrs):
             aws.vpc.SecurityGroupIngressRule(base.child(name, f"ssh-admin-{i}"), security_group_id=sg.id,
                                              ip_protocol="tcp", from_port=22, to_port=22, cidr_ipv4=admin,
                                              description="SSH from the declared admin network",
@@ -114,23 +113,23 @@ class GpuPool(pulumi.ComponentResource):
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                            "Principal": {"Service": "ec2.amazonaws.com"}}],
-        }), description=f"aifactory {factory.name}/{pool.name} GPU nodes", tags=tags("identity"), opts=child)
+        }), description=f"aifactory {plan.name}/{pool.name} GPU nodes", tags=tags("identity"), opts=child)
         aws.iam.RolePolicyAttachment(base.child(name, "node-ssm"), role=role.name,
                                      policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", opts=child)
         profile = aws.iam.InstanceProfile(base.child(name, "node-profile"), role=role.name, tags=tags("identity"),
                                           opts=child)
 
-        reservation = spec.reservation
+        reservation = pool.reservation
         desired = pool.nodes
         market, capacity_spec = None, None
-        if spec.capacity == "spot":
+        if pool.capacity == "spot":
             market = {"market_type": "spot"}
-        elif spec.capacity in ("reservation", "capacity-block"):
+        elif pool.capacity in ("reservation", "capacity-block"):
             if reservation:
                 capacity_spec = {"capacity_reservation_target": {"capacity_reservation_id": reservation}}
-                if spec.capacity == "capacity-block":
+                if pool.capacity == "capacity-block":
                     market = {"market_type": "capacity-block"}
-            elif spec.capacity == "reservation":
+            elif pool.capacity == "reservation":
                 # No id: launch into any matching open reservation first.
                 capacity_spec = {"capacity_reservation_preference": "open"}
             else:
@@ -145,7 +144,7 @@ class GpuPool(pulumi.ComponentResource):
         node_tags = tags(base.ROLE_NODE)
         template = aws.ec2.LaunchTemplate(
             base.child(name, "template"),
-            image_id="resolve:ssm:" + base.aws_ami_parameter(factory.software.os, pool.cpu_arch),
+            image_id="resolve:ssm:" + base.aws_ami_parameter(plan.software.os, pool.cpu_arch),
             instance_type=pool.system,
             update_default_version=True,
             iam_instance_profile={"arn": profile.arn},
@@ -187,8 +186,8 @@ class GpuPool(pulumi.ComponentResource):
         self.node_group_ids = pulumi.Output.all(group.name).apply(list)
         self.network_ids = pulumi.Output.all(*[s.id for s in subnets]).apply(list)
         self.inventory = pulumi.Output.all(vpc.id, group.name, sg.id).apply(
-            lambda v: base.inventory(factory, pool, {"vpc_id": v[0], "node_group": v[1], "security_group_id": v[2],
-                                                     "zones": list(spec.zones), "efa_interfaces": pool.compute_nics}))
+            lambda v: base.inventory(plan, pool, {"vpc_id": v[0], "node_group": v[1], "security_group_id": v[2],
+                                                     "zones": list(pool.zones), "efa_interfaces": pool.compute_nics}))
         self.register_outputs({
             "node_group_ids": self.node_group_ids, "network_ids": self.network_ids, "inventory": self.inventory,
             "vpc_id": self.vpc_id, "security_group_id": self.security_group_id,

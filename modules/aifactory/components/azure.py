@@ -36,13 +36,12 @@ class GpuPool(pulumi.ComponentResource):
     network_ids: pulumi.Output[list]
     inventory: pulumi.Output[dict]
 
-    def __init__(self, name: str, pool, factory, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
-        spec = base.pool_spec(factory, pool)
-        image = IMAGES.get(factory.software.os)
+        image = IMAGES.get(plan.software.os)
         if image is None or pool.cpu_arch != "x86_64":
             raise AifactoryError(f"software.os: Azure ND-series pools use the Ubuntu HPC images "
-                                 f"({', '.join(IMAGES)} on x86_64); got {factory.software.os} on {pool.cpu_arch}")
+                                 f"({', '.join(IMAGES)} on x86_64); got {plan.software.os} on {pool.cpu_arch}")
         ssh_key = pulumi.Config("aifactory").get("sshPublicKey")
         if not ssh_key:
             raise AifactoryError(f"pools.{pool.name}: Azure VMs need an admin SSH public key (password login "
@@ -50,16 +49,16 @@ class GpuPool(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         def tags(role: str) -> dict:
-            return base.tags(factory, pool, role)
+            return base.tags(plan, pool, role)
 
-        cidr = base.network_cidr(factory, pool)
+        cidr = base.network_cidr(plan, pool)
         group = azure.resources.ResourceGroup(base.child(name, "rg"), location=pool.region, tags=tags("group"),
                                               opts=child)
         rules = [{
             "name": f"ssh-admin-{i}", "priority": 100 + i, "direction": "Inbound", "access": "Allow",
             "protocol": "Tcp", "source_address_prefix": admin, "source_port_range": "*",
             "destination_address_prefix": "VirtualNetwork", "destination_port_range": "22",
-        } for i, admin in enumerate(factory.access.admin_cidrs)]
+        } for i, admin in enumerate(plan.access.admin_cidrs)]
         # Explicit, so no later rule can open SSH wider by priority accident.
         rules.append({"name": "ssh-deny-rest", "priority": 4000, "direction": "Inbound", "access": "Deny",
                       "protocol": "Tcp", "source_address_prefix": "*", "source_port_range": "*",
@@ -85,10 +84,10 @@ class GpuPool(pulumi.ComponentResource):
         profile: dict = {
             "os_profile": {
                 "computer_name_prefix": f"{pool.name}"[:9],
-                "admin_username": factory.access.ssh_user,
+                "admin_username": plan.access.ssh_user,
                 "linux_configuration": {
                     "disable_password_authentication": True,
-                    "ssh": {"public_keys": [{"path": f"/home/{factory.access.ssh_user}/.ssh/authorized_keys",
+                    "ssh": {"public_keys": [{"path": f"/home/{plan.access.ssh_user}/.ssh/authorized_keys",
                                              "key_data": ssh_key}]},
                 },
             },
@@ -105,10 +104,10 @@ class GpuPool(pulumi.ComponentResource):
                 "ip_configurations": [{"name": "ipv4", "primary": True, "subnet": {"id": subnet_id}}],
             }]},
         }
-        if spec.capacity == "spot":
+        if pool.capacity == "spot":
             profile.update({"priority": "Spot", "eviction_policy": "Delete", "billing_profile": {"max_price": -1}})
-        elif spec.capacity in ("reservation", "capacity-block") and spec.reservation:
-            profile["capacity_reservation"] = {"capacity_reservation_group": {"id": spec.reservation}}
+        elif pool.capacity in ("reservation", "capacity-block") and pool.reservation:
+            profile["capacity_reservation"] = {"capacity_reservation_group": {"id": pool.reservation}}
 
         scale_set = azure.compute.VirtualMachineScaleSet(
             base.child(name, "nodes"),
@@ -121,7 +120,7 @@ class GpuPool(pulumi.ComponentResource):
             proximity_placement_group={"id": ppg.id},
             upgrade_policy={"mode": "Manual"},
             virtual_machine_profile=profile,
-            zones=list(spec.zones) or None,
+            zones=list(pool.zones) or None,
             tags=tags(base.ROLE_NODE),
             opts=child,
         )
@@ -134,6 +133,6 @@ class GpuPool(pulumi.ComponentResource):
         self.node_group_ids = pulumi.Output.all(scale_set.id).apply(list)
         self.network_ids = pulumi.Output.all(subnet_id).apply(list)
         self.inventory = pulumi.Output.all(group.name, scale_set.name, vnet.id).apply(
-            lambda v: base.inventory(factory, pool, {"resource_group": v[0], "node_group": v[1], "vnet_id": v[2]}))
+            lambda v: base.inventory(plan, pool, {"resource_group": v[0], "node_group": v[1], "vnet_id": v[2]}))
         self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
                                "inventory": self.inventory, "resource_group": self.resource_group})

@@ -7,8 +7,9 @@ The shape every provider module follows (``aws``, ``gcp``, ``azure``, ``oci``, `
 
 * a ``pulumi.ComponentResource`` subclass named ``GpuPool`` with type token
   ``aifactory:<provider>:GpuPool`` (class attribute ``TYPE``);
-* constructor ``GpuPool(name, pool: PoolPlan, factory: Factory, opts=None)``: the planned pool,
-  the typed spec for what the plan does not copy (tags, admin CIDRs, zones, capacity, hosts);
+* constructor ``GpuPool(name, pool: PoolPlan, plan: Plan, opts=None)``: the planned pool and the
+  resolved plan it belongs to (tags, admin CIDRs and the software lock live there); components
+  never read the spec;
 * children named ``f"{name}-<role>"`` with ``parent=self``; no provider configuration inside;
 * the outputs in :data:`OUTPUTS`, registered with ``register_outputs``.
 
@@ -27,8 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pulumi
 
-    from ..plan import PoolPlan
-    from ..spec.models import Factory, Pool
+    from ..plan import Plan, PoolPlan
 
 # Tag keys every resource carries. Components write them, `aifactory inventory --from aws`
 # reads them; one definition keeps both sides in agreement.
@@ -83,7 +83,7 @@ class GpuPool(Protocol):
     network_ids: "pulumi.Output[list[str]]"
     inventory: "pulumi.Output[dict[str, Any]]"
 
-    def __init__(self, name: str, pool: "PoolPlan", factory: "Factory",
+    def __init__(self, name: str, pool: "PoolPlan", plan: "Plan",
                  opts: "Optional[pulumi.ResourceOptions]" = None) -> None: ...
 
 
@@ -96,31 +96,21 @@ def child(name: str, role: str) -> str:
     return f"{name}-{role}"
 
 
-def pool_spec(factory: "Factory", pool: "PoolPlan") -> "Pool":
-    """The spec entry of a planned pool (zones, capacity, reservation, hosts live there)."""
-    for p in factory.pools:
-        if p.name == pool.name:
-            return p
-    from ..errors import AifactoryError
-
-    raise AifactoryError(f"pools: no pool named {pool.name!r} in factory {factory.name!r}")
-
-
-def tags(factory: "Factory", pool: "PoolPlan", role: str) -> dict[str, str]:
+def tags(plan: "Plan", pool: "PoolPlan", role: str) -> dict[str, str]:
     """User tags plus the four aifactory keys; the aifactory keys win over user tags."""
-    out = dict(factory.tags)
-    out.update({TAG_FACTORY: factory.name, TAG_SITE: pool.site, TAG_POOL: pool.name, TAG_ROLE: role})
+    out = dict(plan.tags)
+    out.update({TAG_FACTORY: plan.name, TAG_SITE: pool.site, TAG_POOL: pool.name, TAG_ROLE: role})
     return out
 
 
-def labels(factory: "Factory", pool: "PoolPlan", role: str) -> dict[str, str]:
+def labels(plan: "Plan", pool: "PoolPlan", role: str) -> dict[str, str]:
     """:func:`tags` as GCP labels / OCI freeform tags: lowercase keys and values, no ':'.
 
     GCP label keys and values allow only ``[a-z0-9_-]`` (max 63), so ``aifactory:pool`` becomes
     ``aifactory-pool`` (https://cloud.google.com/compute/docs/labeling-resources#requirements).
     """
     out = {}
-    for key, value in tags(factory, pool, role).items():
+    for key, value in tags(plan, pool, role).items():
         out[_label(key)] = _label(value)
     return out
 
@@ -135,14 +125,14 @@ def label_key(tag_key: str) -> str:
     return _label(tag_key)
 
 
-def network_cidr(factory: "Factory", pool: "PoolPlan") -> str:
+def network_cidr(plan: "Plan", pool: "PoolPlan") -> str:
     """A /16 for the pool's network, stable per (factory, pool).
 
     Each pool gets its own VPC/VNet/VCN; distinct ranges keep the door open to peering pools
     or sites later without renumbering. Taken from 10.64.0.0/10 so it stays clear of the
     10.0.0.0/16 defaults most accounts already use.
     """
-    second = 64 + zlib.crc32(f"{factory.name}/{pool.name}".encode()) % 64
+    second = 64 + zlib.crc32(f"{plan.name}/{pool.name}".encode()) % 64
     return f"10.{second}.0.0/16"
 
 
@@ -153,13 +143,12 @@ def subnet_cidr(network: str, index: int, prefix: int = 20) -> str:
     return str(list(ipaddress.ip_network(network).subnets(new_prefix=prefix))[index])
 
 
-def inventory(factory: "Factory", pool: "PoolPlan", provider_fields: Optional[dict] = None) -> dict[str, Any]:
+def inventory(plan: "Plan", pool: "PoolPlan", provider_fields: Optional[dict] = None) -> dict[str, Any]:
     """What the Ansible inventory needs of a pool, in the same shape for every provider.
 
     Cloud node groups create their instances at run time, so the inventory names how to find
     them (the tag selector) rather than addresses; ``hosts`` lists declared hosts only.
     """
-    spec = pool_spec(factory, pool)
     data: dict[str, Any] = {
         "pool": pool.name,
         "site": pool.site,
@@ -169,18 +158,18 @@ def inventory(factory: "Factory", pool: "PoolPlan", provider_fields: Optional[di
         "nodes": pool.nodes,
         "gpus_per_node": pool.gpus_per_node,
         "scheduler": pool.scheduler,
-        "ssh_user": factory.access.ssh_user,
-        "selector": _selector(factory, pool),
+        "ssh_user": plan.access.ssh_user,
+        "selector": _selector(plan, pool),
         "groups": [f"pool_{_group(pool.name)}", f"site_{_group(pool.site)}", f"role_{ROLE_NODE}"],
-        "hosts": [{"name": h.name, "ip": h.ip, "mac": h.mac, "bmc": h.bmc} for h in spec.hosts],
+        "hosts": [{"name": h.name, "ip": h.ip, "mac": h.mac, "bmc": h.bmc} for h in pool.hosts],
     }
     data.update(provider_fields or {})
     return data
 
 
-def _selector(factory: "Factory", pool: "PoolPlan") -> dict[str, str]:
+def _selector(plan: "Plan", pool: "PoolPlan") -> dict[str, str]:
     """The tags (labels on GCP/OCI) that select the pool's GPU nodes."""
-    selector = {TAG_FACTORY: factory.name, TAG_POOL: pool.name, TAG_ROLE: ROLE_NODE}
+    selector = {TAG_FACTORY: plan.name, TAG_POOL: pool.name, TAG_ROLE: ROLE_NODE}
     if pool.provider in LABEL_PROVIDERS:
         return {_label(k): _label(v) for k, v in selector.items()}
     return selector

@@ -56,24 +56,23 @@ class GpuPool(pulumi.ComponentResource):
     network_ids: pulumi.Output[list]
     inventory: pulumi.Output[dict]
 
-    def __init__(self, name: str, pool, factory, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
-        spec = base.pool_spec(factory, pool)
-        if not spec.zones:
+        if not pool.zones:
             raise AifactoryError(f"pools.{pool.name}.zones: a GCP pool needs a zone (compact placement and "
                                  "the GPU networks live in one zone, e.g. [us-central1-a])")
-        zone = spec.zones[0]
+        zone = pool.zones[0]
         region = pool.region or zone.rsplit("-", 1)[0]
         child = pulumi.ResourceOptions(parent=self)
         layout = gpu_network_layout(pool.fabric_type, pool.compute_nics)
 
         def labels(role: str) -> dict:
-            return base.labels(factory, pool, role)
+            return base.labels(plan, pool, role)
 
-        cidr = base.network_cidr(factory, pool)
+        cidr = base.network_cidr(plan, pool)
         host_mtu = layout["mtu"] if layout["kind"] != "none" else 1460
         host = gcp.compute.Network(base.child(name, "host-vpc"), auto_create_subnetworks=False, mtu=host_mtu,
-                                   description=f"aifactory {factory.name}/{pool.name} host network", opts=child)
+                                   description=f"aifactory {plan.name}/{pool.name} host network", opts=child)
         host_subnet = gcp.compute.Subnetwork(base.child(name, "host-subnet"), network=host.id, region=region,
                                              ip_cidr_range=base.subnet_cidr(cidr, 0),
                                              # Nodes have no external address: reach Google APIs privately.
@@ -81,9 +80,9 @@ class GpuPool(pulumi.ComponentResource):
         gcp.compute.Firewall(base.child(name, "host-internal"), network=host.id, direction="INGRESS",
                              source_ranges=[cidr], allows=[{"protocol": "all"}],
                              description="All traffic between nodes of the pool", opts=child)
-        if factory.access.admin_cidrs:
+        if plan.access.admin_cidrs:
             gcp.compute.Firewall(base.child(name, "ssh-admin"), network=host.id, direction="INGRESS",
-                                 source_ranges=list(factory.access.admin_cidrs),
+                                 source_ranges=list(plan.access.admin_cidrs),
                                  allows=[{"protocol": "tcp", "ports": ["22"]}],
                                  description="SSH from the declared admin networks only", opts=child)
         # Egress for package mirrors without giving nodes external addresses.
@@ -128,20 +127,20 @@ class GpuPool(pulumi.ComponentResource):
         # A dedicated identity with no project roles: the least a node can be.
         account = gcp.serviceaccount.Account(base.child(name, "nodes-sa"),
                                              account_id=f"aif-{base._label(pool.name)}"[:28],
-                                             display_name=f"aifactory {factory.name}/{pool.name} nodes", opts=child)
+                                             display_name=f"aifactory {plan.name}/{pool.name} nodes", opts=child)
 
-        image = IMAGES.get((factory.software.os, pool.cpu_arch))
+        image = IMAGES.get((plan.software.os, pool.cpu_arch))
         if image is None:
-            raise AifactoryError(f"software.os: no GCP image for {factory.software.os} on {pool.cpu_arch}")
+            raise AifactoryError(f"software.os: no GCP image for {plan.software.os} on {pool.cpu_arch}")
         scheduling = {"on_host_maintenance": "TERMINATE", "automatic_restart": True}
         reservation_affinity = None
-        if spec.capacity == "spot":
+        if pool.capacity == "spot":
             scheduling = {"provisioning_model": "SPOT", "preemptible": True, "automatic_restart": False,
                           "on_host_maintenance": "TERMINATE", "instance_termination_action": "DELETE"}
-        elif spec.capacity in ("reservation", "capacity-block"):
-            if spec.reservation:
+        elif pool.capacity in ("reservation", "capacity-block"):
+            if pool.reservation:
                 reservation_affinity = {"type": "SPECIFIC_RESERVATION", "specific_reservation": {
-                    "key": "compute.googleapis.com/reservation-name", "values": [spec.reservation]}}
+                    "key": "compute.googleapis.com/reservation-name", "values": [pool.reservation]}}
             else:
                 reservation_affinity = {"type": "ANY_RESERVATION"}
 
@@ -167,7 +166,7 @@ class GpuPool(pulumi.ComponentResource):
         )
         group = gcp.compute.InstanceGroupManager(
             base.child(name, "nodes"), zone=zone,
-            base_instance_name=f"{factory.name}-{pool.name}"[:50],
+            base_instance_name=f"{plan.name}-{pool.name}"[:50],
             versions=[{"instance_template": template.self_link, "name": "primary"}],
             target_size=pool.nodes,
             # Replacing a GPU node costs hours of work in flight; roll templates out on request only.
@@ -180,7 +179,7 @@ class GpuPool(pulumi.ComponentResource):
         self.node_group_ids = pulumi.Output.all(group.id).apply(list)
         self.network_ids = pulumi.Output.all(host_subnet.id, *[s.id for s in gpu_subnets]).apply(list)
         self.inventory = pulumi.Output.all(group.name, host.id).apply(
-            lambda v: base.inventory(factory, pool, {"node_group": v[0], "host_network": v[1], "zone": zone,
+            lambda v: base.inventory(plan, pool, {"node_group": v[0], "host_network": v[1], "zone": zone,
                                                      "gpu_nics": layout["count"], "gpu_mtu": layout["mtu"]}))
         self.register_outputs({
             "node_group_ids": self.node_group_ids, "network_ids": self.network_ids, "inventory": self.inventory,

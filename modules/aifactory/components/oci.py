@@ -33,9 +33,8 @@ class GpuPool(pulumi.ComponentResource):
     network_ids: pulumi.Output[list]
     inventory: pulumi.Output[dict]
 
-    def __init__(self, name: str, pool, factory, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
-        spec = base.pool_spec(factory, pool)
         if not pool.system.startswith("BM.GPU"):
             raise AifactoryError(f"pools.{pool.name}.system: cluster networks need a bare-metal BM.GPU shape, "
                                  f"got {pool.system}")
@@ -43,20 +42,20 @@ class GpuPool(pulumi.ComponentResource):
         if not compartment:
             raise AifactoryError(f"pools.{pool.name}: OCI pools need a compartment; `pulumi config set "
                                  "aifactory:ociCompartmentId ocid1.compartment…` (or set oci:tenancyOcid)")
-        os_name = IMAGES.get(factory.software.os)
+        os_name = IMAGES.get(plan.software.os)
         if os_name is None:
-            raise AifactoryError(f"software.os: no OCI platform image for {factory.software.os}; "
+            raise AifactoryError(f"software.os: no OCI platform image for {plan.software.os}; "
                                  f"use one of {', '.join(IMAGES)}")
         ssh_key = pulumi.Config("aifactory").get("sshPublicKey")
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
         def tags(role: str) -> dict:
-            return base.labels(factory, pool, role)
+            return base.labels(plan, pool, role)
 
-        cidr = base.network_cidr(factory, pool)
-        if spec.zones:
-            ad = pulumi.Output.from_input(spec.zones[0])
+        cidr = base.network_cidr(plan, pool)
+        if pool.zones:
+            ad = pulumi.Output.from_input(pool.zones[0])
         else:
             # The untyped invoke of the same data source: the typed wrapper would import all of
             # pulumi_oci.identity (~0.6 s) for one string.
@@ -67,7 +66,7 @@ class GpuPool(pulumi.ComponentResource):
                            display_name=base.child(name, "vcn"), freeform_tags=tags("network"), opts=child)
         ingress = [{"protocol": "all", "source": cidr, "description": "All traffic inside the pool"}]
         ingress += [{"protocol": "6", "source": admin, "description": "SSH from the declared admin network",
-                     "tcp_options": {"min": 22, "max": 22}} for admin in factory.access.admin_cidrs]
+                     "tcp_options": {"min": 22, "max": 22}} for admin in plan.access.admin_cidrs]
         seclist = oci.core.SecurityList(
             base.child(name, "seclist"), compartment_id=compartment, vcn_id=vcn.id,
             display_name=base.child(name, "seclist"), ingress_security_rules=ingress,
@@ -83,7 +82,7 @@ class GpuPool(pulumi.ComponentResource):
         images = oci.core.get_images_output(
             compartment_id=compartment, operating_system=os_name[0], operating_system_version=os_name[1],
             shape=pool.system, sort_by="TIMECREATED", sort_order="DESC", opts=invoke)
-        image_id = images.images.apply(lambda found: _first_image(found, pool.system, factory.software.os))
+        image_id = images.images.apply(lambda found: _first_image(found, pool.system, plan.software.os))
 
         launch = {
             "compartment_id": compartment,
@@ -100,9 +99,9 @@ class GpuPool(pulumi.ComponentResource):
         }
         if ssh_key:
             launch["metadata"] = {"ssh_authorized_keys": ssh_key}
-        if spec.capacity in ("reservation", "capacity-block") and spec.reservation:
-            launch["capacity_reservation_id"] = spec.reservation
-        if spec.capacity == "spot":
+        if pool.capacity in ("reservation", "capacity-block") and pool.reservation:
+            launch["capacity_reservation_id"] = pool.reservation
+        if pool.capacity == "spot":
             launch["preemptible_instance_config"] = {"preemption_action": {"type": "TERMINATE",
                                                                           "preserve_boot_volume": False}}
         config = oci.core.InstanceConfiguration(
@@ -119,7 +118,7 @@ class GpuPool(pulumi.ComponentResource):
         self.node_group_ids = pulumi.Output.all(cluster.id).apply(list)
         self.network_ids = pulumi.Output.all(subnet.id).apply(list)
         self.inventory = pulumi.Output.all(cluster.id, vcn.id, ad).apply(
-            lambda v: base.inventory(factory, pool, {"node_group": v[0], "vcn_id": v[1], "availability_domain": v[2],
+            lambda v: base.inventory(plan, pool, {"node_group": v[0], "vcn_id": v[1], "availability_domain": v[2],
                                                      "compartment_id": compartment}))
         self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
                                "inventory": self.inventory})

@@ -158,13 +158,12 @@ class GpuPool(pulumi.ComponentResource):
     network_ids: pulumi.Output[list]
     inventory: pulumi.Output[dict]
 
-    def __init__(self, name: str, pool, factory, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
-        spec = base.pool_spec(factory, pool)
         config = pulumi.Config(CONFIG_NAMESPACE)
         settings = BmcSettings.from_config(config)
         password = _password(config)
-        if password is None and spec.hosts:
+        if password is None and pool.hosts:
             # Still register the nodes so the program previews offline; the provider's check
             # rejects the empty secret before any BMC is touched.
             pulumi.log.warn(f"{name}: config {CONFIG_NAMESPACE}:{PASSWORD_KEY} is not set; `pulumi up` will "
@@ -172,8 +171,8 @@ class GpuPool(pulumi.ComponentResource):
                             f"{CONFIG_NAMESPACE}:{PASSWORD_KEY} ...` is run", self)
             password = pulumi.Output.secret("")
         username = pulumi.Output.secret(settings.username)
-        unmanaged = pool.nodes - len(spec.hosts)
-        if unmanaged > 0 and spec.hosts:
+        unmanaged = pool.nodes - len(pool.hosts)
+        if unmanaged > 0 and pool.hosts:
             pulumi.log.info(f"{name}: {unmanaged} of {pool.nodes} nodes have no hosts entry (MAC/BMC); "
                             "they are inventory-only", self)
 
@@ -182,7 +181,7 @@ class GpuPool(pulumi.ComponentResource):
         provider = RedfishProvider(settings.policy)
         child_opts = pulumi.ResourceOptions(parent=self)
         self.nodes: dict[str, RedfishNode] = {}
-        for host in spec.hosts:
+        for host in pool.hosts:
             self.nodes[host.name] = RedfishNode(base.child(name, host.name), RedfishNodeArgs(
                 node=host.name,
                 endpoint=f"{settings.scheme}://{host.bmc}",
@@ -196,7 +195,7 @@ class GpuPool(pulumi.ComponentResource):
                 power_off_on_delete=settings.power_off_on_delete,
             ), provider, child_opts)
 
-        hosts = {h.name: h for h in spec.hosts}
+        hosts = {h.name: h for h in pool.hosts}
 
         def host_entries(states: list) -> list[dict]:
             out = []
@@ -214,7 +213,7 @@ class GpuPool(pulumi.ComponentResource):
         self.node_group_ids = pulumi.Output.all(*[n.id for n in self.nodes.values()]).apply(list)
         # On-prem networks and fabrics are cabled, not created: no network resources to report.
         self.network_ids = pulumi.Output.from_input([])
-        self.inventory = states.apply(lambda s: base.inventory(factory, pool, {
+        self.inventory = states.apply(lambda s: base.inventory(plan, pool, {
             "managed": "redfish" if hosts else "inventory-only",
             "hosts": host_entries(list(s)),
         }))

@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..errors import AifactoryError, SpecError
 from ..files import parse_json, safe_relpath
-from ..spec.models import NAME_PATTERN, ReservationId
+from ..fields import NAME_PATTERN, ReservationId
 from . import base
 
 FACTORY_KEY = "aifactory:factory"
@@ -73,13 +73,13 @@ class InventoryPool(pulumi.ComponentResource):
     booted outside Pulumi, and a per-node resource would be absurd at campus scale.
     """
 
-    def __init__(self, name: str, pool, factory, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         self.TYPE = base.type_token(pool.provider)
         super().__init__(self.TYPE, name, None, opts)
         extra = {"connection": "chroot"} if pool.provider == "lab" else {"managed": "inventory-only"}
         self.node_group_ids = pulumi.Output.from_input([])
         self.network_ids = pulumi.Output.from_input([])
-        self.inventory = pulumi.Output.from_input(base.inventory(factory, pool, extra))
+        self.inventory = pulumi.Output.from_input(base.inventory(plan, pool, extra))
         self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
                                "inventory": self.inventory})
 
@@ -201,43 +201,42 @@ def check_settings() -> None:
 
 
 def load(factory_file: Path, reservations: Optional[dict] = None):
-    """(factory, plan) for ``factory_file``, with stack-level reservation ids applied.
+    """The plan of ``factory_file`` (a factory spec, or a reviewed ``plan.json``), with the
+    stack-level reservation ids applied.
 
     The ids come from the stack config, not the spec, so they are validated here by the same
-    type the spec uses, and the pools are rebuilt through the model rather than copied (a copy
+    type the plan uses, and the pools are rebuilt through the model rather than copied (a copy
     would skip validation)."""
     from .. import plan as planning
-    from .. import spec
+    from ..plan.model import PoolPlan
 
     reservations = reservations_from(reservations)
-    loaded = spec.load(factory_file)
-    factory = loaded.factory
+    plan = planning.load(factory_file)
     if reservations:
-        names = {p.name for p in factory.pools}
+        names = {p.name for p in plan.pools}
         unknown = sorted(set(reservations) - names)
         if unknown:
             raise AifactoryError(f"config {RESERVATIONS_KEY}: no pool named {', '.join(unknown)} "
                                  f"(pools: {', '.join(sorted(names))})")
         pools = []
-        for p in factory.pools:
+        for p in plan.pools:
             if p.name in reservations:
                 try:
-                    p = type(p).model_validate({**p.model_dump(), "reservation": reservations[p.name]})
+                    p = PoolPlan.model_validate({**p.model_dump(), "reservation": reservations[p.name]})
                 except ValidationError:
                     raise AifactoryError(f"config {RESERVATIONS_KEY}: {p.name}: not a valid reservation "
                                          "for this pool") from None
             pools.append(p)
-        factory = factory.model_copy(update={"pools": pools})
-        loaded = loaded._replace(factory=factory)
-    return factory, planning.build(loaded)
+        plan = plan.model_copy(update={"pools": pools})
+    return plan
 
 
-def build(factory, plan) -> dict[str, Any]:
-    """Instantiate one component per pool (in spec order); returns ``{pool name: component}``."""
+def build(plan) -> dict[str, Any]:
+    """Instantiate one component per pool (in plan order); returns ``{pool name: component}``."""
     components = {}
     for pool in plan.pools:
-        cls = component_class(pool.provider, len(base.pool_spec(factory, pool).hosts))
-        components[pool.name] = cls(pool.name, pool, factory)
+        cls = component_class(pool.provider, len(pool.hosts))
+        components[pool.name] = cls(pool.name, pool, plan)
     return components
 
 
@@ -252,14 +251,14 @@ def run(program_file: str | Path, factory_file: Optional[str] = None) -> dict[st
         reservations = reservations_from(config.get("reservations"))
         check_settings()
         try:
-            factory, plan = load(path, reservations)
+            plan = load(path, reservations)
         except SpecError as exc:
             raise FactoryError(path, exc) from None
-        components = build(factory, plan)
+        components = build(plan)
     except AifactoryError as exc:
         # RunError prints the message without a Python traceback.
         raise pulumi.RunError(str(exc)) from None
-    pulumi.export("factory", factory.name)
+    pulumi.export("factory", plan.name)
     pulumi.export("software", plan.to_dict()["software"])
     pulumi.export("pools", {name: {"provider": plan.pool(name).provider, "node_group_ids": c.node_group_ids,
                                    "network_ids": c.network_ids} for name, c in components.items()})

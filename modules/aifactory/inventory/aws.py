@@ -12,7 +12,7 @@ import re
 from typing import Iterable, Optional
 
 from ..components.base import TAG_FACTORY, TAG_POOL, TAG_ROLE, TAG_SITE, group_name
-from ..spec.models import NAME_PATTERN
+from ..fields import NAME_PATTERN
 
 GROUP_KINDS = (("pool", TAG_POOL), ("site", TAG_SITE), ("role", TAG_ROLE))
 _NAME = re.compile(NAME_PATTERN)

@@ -98,18 +98,17 @@ def state_dir(stack_dir: Path) -> Path:
 def _load(stack_dir: Path):
     """The plan of the stack's factory.yaml (the one place the lab reads the spec)."""
     from .. import plan as planning
-    from .. import spec
 
     factory_file = Path(stack_dir) / "factory.yaml"
     if not factory_file.is_file():
         raise AifactoryError(f"{stack_dir}: no factory.yaml")
-    return planning.build(spec.load(factory_file))
+    return planning.load(factory_file)
 
 
 def is_lab(stack_dir: Path) -> bool:
     """A stack whose factory declares lab pools (read without planning; cheap)."""
     from ..errors import SpecError
-    from ..spec.loader import load_file
+    from ..yamlfile import load_file
 
     factory_file = Path(stack_dir) / "factory.yaml"
     if not factory_file.is_file():

@@ -16,7 +16,7 @@ from ..spec import LoadedSpec
 from . import checks, sizing, software
 from .model import AccessPlan, FabricPlan, Plan, PoolPlan, SitePower, SoftwareLock
 
-__all__ = ["FabricPlan", "Plan", "PlanResult", "PoolPlan", "SitePower", "SoftwareLock", "build", "validate"]
+__all__ = ["FabricPlan", "Plan", "PlanResult", "PoolPlan", "SitePower", "SoftwareLock", "build", "load", "validate"]
 
 
 class PlanResult(NamedTuple):
@@ -51,6 +51,18 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
         warnings=[w.render() for w in findings if w.severity == "warning"],
     )
     return PlanResult(plan, findings)
+
+
+def load(path) -> Plan:
+    """The plan in ``path``: a reviewed ``plan.json`` read back as it is, or a factory spec,
+    checked and planned. Raises :class:`SpecError` with located findings for a bad spec and
+    :class:`~aifactory.errors.AifactoryError` (one line) for a bad plan file."""
+    from .. import spec as specs
+    from .model import is_plan_file, load_plan
+
+    if is_plan_file(path):
+        return load_plan(path)
+    return build(specs.load(path))
 
 
 def build(spec: LoadedSpec, catalog: Catalog | None = None) -> Plan:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from ..errors import AifactoryError, format_path
-from ..spec.models import (
+from ..fields import (
     CatalogId,
     Cidr,
     CudaVersion,

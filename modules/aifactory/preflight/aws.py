@@ -132,27 +132,27 @@ def check_quota(quotas, info: Optional[dict], pool, capacity: str) -> Check:
     return Check(pool.name, "quota", "ok", f"{vcpus:,} of {value:,.0f} vCPUs ({code[1]})")
 
 
-def check_reservation(ec2, pool, spec) -> Check:
-    if spec.capacity not in ("reservation", "capacity-block"):
-        return Check(pool.name, "reservation", "skip", f"capacity is {spec.capacity}")
-    if not spec.reservation:
-        if spec.capacity == "capacity-block":
+def check_reservation(ec2, pool) -> Check:
+    if pool.capacity not in ("reservation", "capacity-block"):
+        return Check(pool.name, "reservation", "skip", f"capacity is {pool.capacity}")
+    if not pool.reservation:
+        if pool.capacity == "capacity-block":
             return Check(pool.name, "reservation", "fail", "capacity-block pool without a reservation id: purchase "
                          "a block (`aws ec2 describe-capacity-block-offerings`) and set pools[].reservation or "
                          f"`pulumi config set --path aifactory:reservations.{pool.name} cr-…`")
         return Check(pool.name, "reservation", "skip", "no reservation id; instances use any open reservation")
     try:
-        found = ec2.describe_capacity_reservations(CapacityReservationIds=[spec.reservation])["CapacityReservations"]
+        found = ec2.describe_capacity_reservations(CapacityReservationIds=[pool.reservation])["CapacityReservations"]
     except Exception as exc:
-        return Check(pool.name, "reservation", "fail", f"{spec.reservation}: {_error_text(exc)}")
+        return Check(pool.name, "reservation", "fail", f"{pool.reservation}: {_error_text(exc)}")
     if not found:
-        return Check(pool.name, "reservation", "fail", f"{spec.reservation} does not exist in {pool.region}")
+        return Check(pool.name, "reservation", "fail", f"{pool.reservation} does not exist in {pool.region}")
     res = found[0]
     problems = []
     if res.get("InstanceType") != pool.system:
         problems.append(f"is for {res.get('InstanceType')}, not {pool.system}")
-    if spec.zones and res.get("AvailabilityZone") not in spec.zones:
-        problems.append(f"is in {res.get('AvailabilityZone')}, not in {', '.join(spec.zones)}")
+    if pool.zones and res.get("AvailabilityZone") not in pool.zones:
+        problems.append(f"is in {res.get('AvailabilityZone')}, not in {', '.join(pool.zones)}")
     state = res.get("State")
     if state not in ("active", "scheduled", "payment-pending"):
         problems.append(f"is {state}")
@@ -160,34 +160,31 @@ def check_reservation(ec2, pool, spec) -> Check:
     if available < pool.nodes:
         problems.append(f"has {available} instances available for {pool.nodes} nodes")
     if problems:
-        return Check(pool.name, "reservation", "fail", f"{spec.reservation} " + "; ".join(problems))
+        return Check(pool.name, "reservation", "fail", f"{pool.reservation} " + "; ".join(problems))
     when = f", starts {res.get('StartDate')}" if state == "scheduled" else ""
-    return Check(pool.name, "reservation", "ok", f"{spec.reservation}: {state}, {available} instances{when}")
+    return Check(pool.name, "reservation", "ok", f"{pool.reservation}: {state}, {available} instances{when}")
 
 
-def check_pool(session, factory, pool, ami: Optional[str] = None) -> list[Check]:
+def check_pool(session, plan, pool, ami: Optional[str] = None) -> list[Check]:
     """Every check for one AWS pool, using clients from ``session`` (a ``boto3.Session``)."""
-    from ..components.base import pool_spec
-
-    spec = pool_spec(factory, pool)
     region = pool.region
     ec2 = session.client("ec2", region_name=region)
     ssm = session.client("ssm", region_name=region)
     quotas = session.client("service-quotas", region_name=region)
     checks = []
-    if not spec.zones:
+    if not pool.zones:
         checks.append(Check(pool.name, "offering", "fail", "the pool names no availability zone (pools[].zones)"))
     else:
-        checks.append(check_offering(ec2, pool, spec.zones))
+        checks.append(check_offering(ec2, pool, pool.zones))
     info = _instance_type(ec2, pool)
     checks.append(check_efa(info, pool))
-    checks.append(check_ami(ssm, ec2, pool, factory.software.os, ami))
-    checks.append(check_quota(quotas, info, pool, spec.capacity))
-    checks.append(check_reservation(ec2, pool, spec))
+    checks.append(check_ami(ssm, ec2, pool, plan.software.os, ami))
+    checks.append(check_quota(quotas, info, pool, pool.capacity))
+    checks.append(check_reservation(ec2, pool))
     return checks
 
 
-def check_factory(factory, plan, session=None, ami: Optional[str] = None) -> list[Check]:
+def check_factory(plan, session=None, ami: Optional[str] = None) -> list[Check]:
     """Checks for every AWS pool of ``plan``; ``session`` defaults to the ambient credentials."""
     import boto3
 
@@ -195,5 +192,5 @@ def check_factory(factory, plan, session=None, ami: Optional[str] = None) -> lis
     out: list[Check] = []
     for pool in plan.pools:
         if pool.provider == "aws":
-            out.extend(check_pool(session, factory, pool, ami))
+            out.extend(check_pool(session, plan, pool, ami))
     return out

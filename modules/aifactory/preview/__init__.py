@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 from ..errors import AifactoryError, Finding, SpecError
 from ..files import ReadError, read_bytes
-from ..spec.loader import Document, load_text
+from ..yamlfile import Document, load_text
 from .mocks import Record, RecordingMocks, RecordingMonitor, UnknownCall
 
 __all__ = ["PreviewResult", "Record", "RecordingMocks", "StackFiles", "preview", "read_stack", "run_program",
