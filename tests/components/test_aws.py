@@ -138,11 +138,12 @@ def test_spot_and_kubernetes_hop_limit(tmp_path):
     assert lt["metadataOptions"]["httpPutResponseHopLimit"] == 2
 
 
-def test_pool_without_zone_is_a_clear_error(tmp_path):
-    from aifactory.errors import AifactoryError
+def test_pool_without_zone_is_refused_before_anything_is_built(tmp_path):
+    from aifactory.errors import SpecError
 
-    with pytest.raises(AifactoryError, match=r"pools\.gpu\.zones"):
+    with pytest.raises(SpecError) as exc:
         run(tmp_path, factory("aws", "p5.48xlarge", zones=(), fabric="efa", region="us-east-1"))
+    assert "pools[0].zones" in str(exc.value) and "[provider-zones]" in str(exc.value)
 
 
 def test_outputs_carry_what_the_inventory_needs(p5):

@@ -23,7 +23,8 @@ def base() -> dict:
         "fabrics": [{"name": "ib", "type": "infiniband", "switch": "qm9700"}, {"name": "efa", "type": "efa"}],
         "pools": [
             {"name": "dgx", "site": "dc1", "provider": "onprem", "system": "dgx-h100", "nodes": 16, "fabric": "ib"},
-            {"name": "p5", "site": "aws1", "provider": "aws", "system": "p5.48xlarge", "nodes": 4, "fabric": "efa"},
+            {"name": "p5", "site": "aws1", "provider": "aws", "system": "p5.48xlarge", "nodes": 4, "fabric": "efa",
+             "zones": ["us-east-1a"]},
         ],
     }
 
@@ -74,6 +75,13 @@ CASES = [
         {"name": "n2", "mac": "aa:bb:cc:dd:ee:02", "bmc": "10.0.0.2", "ip": "10.1.0.1"}]),
      ("pools", 0, "hosts", 1, "ip"), "duplicate host ip"),
     ("slurm-names", lambda s: s["pools"][0].update(name="default"), ("pools", 0, "name"), "reserved by Slurm"),
+    ("provider-zones", lambda s: s["pools"][1].pop("zones"), ("pools", 1, "zones"), "aws pool needs a zone"),
+    ("provider-images", lambda s: s["software"].update(os="rhel-9"), ("software", "os"),
+     "aws has no rhel-9 image for x86_64"),
+    ("provider-images", lambda s: (s["sites"].append({"name": "oci1", "provider": "oci", "region": "us-ashburn-1"}),
+                                   s["pools"].append({"name": "vm", "site": "oci1", "provider": "oci",
+                                                      "system": "VM.GPU.A10.1", "nodes": 1})),
+     ("pools", 2, "system"), "bare-metal BM.GPU shapes only"),
     ("references", lambda s: s["pools"][0].update(site="dc2"), ("pools", 0, "site"), "unknown site 'dc2'"),
     ("references", lambda s: s["pools"][0].update(fabric="ibb"), ("pools", 0, "fabric"), "unknown fabric"),
     ("catalog-ids", lambda s: s["pools"][0].update(system="dgx-h10"), ("pools", 0, "system"), "unknown system"),

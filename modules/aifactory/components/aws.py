@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from ..errors import AifactoryError
 from . import base
+from .pool import PoolComponent
 
 PROVIDER = "aws"
 
@@ -50,22 +51,13 @@ def efa_interfaces(efa_count: int, security_group_id) -> list[dict]:
     return out
 
 
-class GpuPool(pulumi.ComponentResource):
+class GpuPool(PoolComponent):
     TYPE = base.type_token(PROVIDER)
 
-    node_group_ids: pulumi.Output[list]
-    network_ids: pulumi.Output[list]
-    inventory: pulumi.Output[dict]
-
     def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
-        if not pool.zones:
-            raise AifactoryError(f"pools.{pool.name}.zones: an AWS pool needs at least one availability zone "
-                                 "(a cluster placement group lives in one zone, e.g. [us-east-1a])")
-        child = pulumi.ResourceOptions(parent=self)
-
-        def tags(role: str) -> dict:
-            return base.tags(plan, pool, role)
+        super().__init__(name, pool, plan, opts)
+        self.require_zones()
+        child, tags = self.child, self.tags
 
         cidr = base.network_cidr(plan, pool)
         vpc = aws.ec2.Vpc(base.child(name, "vpc"), cidr_block=cidr, enable_dns_support=True,
@@ -183,13 +175,10 @@ class GpuPool(pulumi.ComponentResource):
         self.security_group_id = sg.id
         self.placement_group = placement.name
         self.launch_template_id = template.id
-        self.node_group_ids = pulumi.Output.all(group.name).apply(list)
-        self.network_ids = pulumi.Output.all(*[s.id for s in subnets]).apply(list)
-        self.inventory = pulumi.Output.all(vpc.id, group.name, sg.id).apply(
-            lambda v: base.inventory(plan, pool, {"vpc_id": v[0], "node_group": v[1], "security_group_id": v[2],
-                                                     "zones": list(pool.zones), "efa_interfaces": pool.compute_nics}))
-        self.register_outputs({
-            "node_group_ids": self.node_group_ids, "network_ids": self.network_ids, "inventory": self.inventory,
-            "vpc_id": self.vpc_id, "security_group_id": self.security_group_id,
-            "placement_group": self.placement_group, "launch_template_id": self.launch_template_id,
-        })
+        self.publish(
+            pulumi.Output.all(group.name).apply(list), pulumi.Output.all(*[s.id for s in subnets]).apply(list),
+            pulumi.Output.all(vpc.id, group.name, sg.id).apply(
+                lambda v: {"vpc_id": v[0], "node_group": v[1], "security_group_id": v[2],
+                           "zones": list(pool.zones), "efa_interfaces": pool.compute_nics}),
+            vpc_id=self.vpc_id, security_group_id=self.security_group_id,
+            placement_group=self.placement_group, launch_template_id=self.launch_template_id)

@@ -15,6 +15,7 @@ import pulumi_azure_native as azure
 
 from ..errors import AifactoryError
 from . import base
+from .pool import PoolComponent
 
 PROVIDER = "azure"
 OS_DISK_GB = 512
@@ -22,34 +23,22 @@ OS_DISK_GB = 512
 # VMs; above that Azure spreads them and IB connectivity is no longer guaranteed across them.
 SINGLE_PLACEMENT_GROUP_MAX = 100
 
-# The Azure HPC images carry the InfiniBand (DOCA-OFED) stack the ND-series needs.
-IMAGES = {
-    "ubuntu-22.04": {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"},
-    "ubuntu-24.04": {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2404", "version": "latest"},
-}
 
 
-class GpuPool(pulumi.ComponentResource):
+class GpuPool(PoolComponent):
     TYPE = base.type_token(PROVIDER)
 
-    node_group_ids: pulumi.Output[list]
-    network_ids: pulumi.Output[list]
-    inventory: pulumi.Output[dict]
-
     def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
-        image = IMAGES.get(plan.software.os)
+        super().__init__(name, pool, plan, opts)
+        image = base.AZURE_IMAGES.get(plan.software.os)
         if image is None or pool.cpu_arch != "x86_64":
             raise AifactoryError(f"software.os: Azure ND-series pools use the Ubuntu HPC images "
-                                 f"({', '.join(IMAGES)} on x86_64); got {plan.software.os} on {pool.cpu_arch}")
+                                 f"({', '.join(base.AZURE_IMAGES)} on x86_64); got {plan.software.os} on {pool.cpu_arch}")
         ssh_key = pulumi.Config("aifactory").get("sshPublicKey")
         if not ssh_key:
             raise AifactoryError(f"pools.{pool.name}: Azure VMs need an admin SSH public key (password login "
                                  "is disabled); `pulumi config set aifactory:sshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\"`")
-        child = pulumi.ResourceOptions(parent=self)
-
-        def tags(role: str) -> dict:
-            return base.tags(plan, pool, role)
+        child, tags = self.child, self.tags
 
         cidr = base.network_cidr(plan, pool)
         group = azure.resources.ResourceGroup(base.child(name, "rg"), location=pool.region, tags=tags("group"),
@@ -130,9 +119,8 @@ class GpuPool(pulumi.ComponentResource):
                             resource=self)
 
         self.resource_group = group.name
-        self.node_group_ids = pulumi.Output.all(scale_set.id).apply(list)
-        self.network_ids = pulumi.Output.all(subnet_id).apply(list)
-        self.inventory = pulumi.Output.all(group.name, scale_set.name, vnet.id).apply(
-            lambda v: base.inventory(plan, pool, {"resource_group": v[0], "node_group": v[1], "vnet_id": v[2]}))
-        self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
-                               "inventory": self.inventory, "resource_group": self.resource_group})
+        self.publish(
+            pulumi.Output.all(scale_set.id).apply(list), pulumi.Output.all(subnet_id).apply(list),
+            pulumi.Output.all(group.name, scale_set.name, vnet.id).apply(
+                lambda v: {"resource_group": v[0], "node_group": v[1], "vnet_id": v[2]}),
+            resource_group=self.resource_group)

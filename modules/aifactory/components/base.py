@@ -61,6 +61,55 @@ AWS_AMI_PARAMETERS = {
 }
 
 
+# GCP: plain OS images: the NVIDIA stack is pinned and installed by the configure step, so the
+# image must not bring its own driver.
+GCP_IMAGES = {
+    ("ubuntu-22.04", "x86_64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts",
+    ("ubuntu-22.04", "arm64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts-arm64",
+    ("ubuntu-24.04", "x86_64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
+    ("ubuntu-24.04", "arm64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-arm64",
+    ("debian-12", "x86_64"): "projects/debian-cloud/global/images/family/debian-12",
+    ("debian-12", "arm64"): "projects/debian-cloud/global/images/family/debian-12-arm64",
+    ("rhel-9", "x86_64"): "projects/rhel-cloud/global/images/family/rhel-9",
+    ("rhel-9", "arm64"): "projects/rhel-cloud/global/images/family/rhel-9-arm64",
+}
+
+# Azure: the HPC images carry the InfiniBand (DOCA-OFED) stack the ND-series needs.
+AZURE_IMAGES = {
+    "ubuntu-22.04": {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"},
+    "ubuntu-24.04": {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2404", "version": "latest"},
+}
+
+# OCI: platform images by OS; the image OCID is region-specific, so it is looked up at deploy.
+OCI_IMAGES = {
+    "ubuntu-22.04": ("Canonical Ubuntu", "22.04"),
+    "ubuntu-24.04": ("Canonical Ubuntu", "24.04"),
+    "rhel-9": ("Oracle Linux", "9"),
+}
+
+# Providers whose node groups live in one zone: the pool must name it.
+ZONE_REQUIRED = {
+    "aws": "a cluster placement group lives in one zone, e.g. [us-east-1a]",
+    "gcp": "compact placement and the GPU networks live in one zone, e.g. [us-central1-a]",
+}
+
+
+def image_for(provider: str, os_name: str, cpu_arch: str) -> Optional[str]:
+    """Whether (and which) image a provider's component boots ``os_name`` on ``cpu_arch`` from;
+    None where it has none. Providers without an image table (on-prem, lab) accept any OS."""
+    if provider == "aws":
+        return AWS_AMI_PARAMETERS.get((os_name, cpu_arch))
+    if provider == "gcp":
+        return GCP_IMAGES.get((os_name, cpu_arch))
+    if provider == "azure":
+        image = AZURE_IMAGES.get(os_name)
+        return f"{image['offer']}:{image['sku']}" if image and cpu_arch == "x86_64" else None
+    if provider == "oci":
+        image = OCI_IMAGES.get(os_name)
+        return " ".join(image) if image else None
+    return "any"
+
+
 def aws_ami_parameter(os_name: str, cpu_arch: str) -> str:
     """The SSM parameter naming the AMI for ``os_name`` on ``cpu_arch``; a clear error otherwise."""
     from ..errors import AifactoryError

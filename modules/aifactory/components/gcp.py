@@ -20,24 +20,13 @@ import pulumi_gcp as gcp
 
 from ..errors import AifactoryError
 from . import base
+from .pool import PoolComponent
 
 PROVIDER = "gcp"
 TCPX_MTU = 8244
 RDMA_MTU = 8896
 BOOT_DISK_GB = 500
 
-# Plain OS images: the NVIDIA stack is pinned and installed by the configure step, so the
-# image must not bring its own driver.
-IMAGES = {
-    ("ubuntu-22.04", "x86_64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts",
-    ("ubuntu-22.04", "arm64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts-arm64",
-    ("ubuntu-24.04", "x86_64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
-    ("ubuntu-24.04", "arm64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-arm64",
-    ("debian-12", "x86_64"): "projects/debian-cloud/global/images/family/debian-12",
-    ("debian-12", "arm64"): "projects/debian-cloud/global/images/family/debian-12-arm64",
-    ("rhel-9", "x86_64"): "projects/rhel-cloud/global/images/family/rhel-9",
-    ("rhel-9", "arm64"): "projects/rhel-cloud/global/images/family/rhel-9-arm64",
-}
 
 
 def gpu_network_layout(fabric_type: Optional[str], nics: int) -> dict:
@@ -49,25 +38,16 @@ def gpu_network_layout(fabric_type: Optional[str], nics: int) -> dict:
     return {"kind": "none", "count": 0, "mtu": 1460, "nic_type": "GVNIC"}
 
 
-class GpuPool(pulumi.ComponentResource):
+class GpuPool(PoolComponent):
     TYPE = base.type_token(PROVIDER)
 
-    node_group_ids: pulumi.Output[list]
-    network_ids: pulumi.Output[list]
-    inventory: pulumi.Output[dict]
-
     def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
-        if not pool.zones:
-            raise AifactoryError(f"pools.{pool.name}.zones: a GCP pool needs a zone (compact placement and "
-                                 "the GPU networks live in one zone, e.g. [us-central1-a])")
+        super().__init__(name, pool, plan, opts)
+        self.require_zones()
         zone = pool.zones[0]
         region = pool.region or zone.rsplit("-", 1)[0]
-        child = pulumi.ResourceOptions(parent=self)
+        child, labels = self.child, self.tags
         layout = gpu_network_layout(pool.fabric_type, pool.compute_nics)
-
-        def labels(role: str) -> dict:
-            return base.labels(plan, pool, role)
 
         cidr = base.network_cidr(plan, pool)
         host_mtu = layout["mtu"] if layout["kind"] != "none" else 1460
@@ -129,7 +109,7 @@ class GpuPool(pulumi.ComponentResource):
                                              account_id=f"aif-{base._label(pool.name)}"[:28],
                                              display_name=f"aifactory {plan.name}/{pool.name} nodes", opts=child)
 
-        image = IMAGES.get((plan.software.os, pool.cpu_arch))
+        image = base.GCP_IMAGES.get((plan.software.os, pool.cpu_arch))
         if image is None:
             raise AifactoryError(f"software.os: no GCP image for {plan.software.os} on {pool.cpu_arch}")
         scheduling = {"on_host_maintenance": "TERMINATE", "automatic_restart": True}
@@ -176,12 +156,10 @@ class GpuPool(pulumi.ComponentResource):
 
         self.host_network_id = host.id
         self.gpu_network_ids = pulumi.Output.all(*[n.id for n in gpu_networks]).apply(list)
-        self.node_group_ids = pulumi.Output.all(group.id).apply(list)
-        self.network_ids = pulumi.Output.all(host_subnet.id, *[s.id for s in gpu_subnets]).apply(list)
-        self.inventory = pulumi.Output.all(group.name, host.id).apply(
-            lambda v: base.inventory(plan, pool, {"node_group": v[0], "host_network": v[1], "zone": zone,
-                                                     "gpu_nics": layout["count"], "gpu_mtu": layout["mtu"]}))
-        self.register_outputs({
-            "node_group_ids": self.node_group_ids, "network_ids": self.network_ids, "inventory": self.inventory,
-            "host_network_id": self.host_network_id, "gpu_network_ids": self.gpu_network_ids,
-        })
+        self.publish(
+            pulumi.Output.all(group.id).apply(list),
+            pulumi.Output.all(host_subnet.id, *[s.id for s in gpu_subnets]).apply(list),
+            pulumi.Output.all(group.name, host.id).apply(
+                lambda v: {"node_group": v[0], "host_network": v[1], "zone": zone,
+                           "gpu_nics": layout["count"], "gpu_mtu": layout["mtu"]}),
+            host_network_id=self.host_network_id, gpu_network_ids=self.gpu_network_ids)

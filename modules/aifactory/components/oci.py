@@ -14,27 +14,18 @@ import pulumi_oci as oci
 
 from ..errors import AifactoryError
 from . import base
+from .pool import PoolComponent
 
 PROVIDER = "oci"
 BOOT_VOLUME_GB = 512
 
-# Platform images by (os, arch); the image OCID is region-specific, so it is looked up at deploy.
-IMAGES = {
-    "ubuntu-22.04": ("Canonical Ubuntu", "22.04"),
-    "ubuntu-24.04": ("Canonical Ubuntu", "24.04"),
-    "rhel-9": ("Oracle Linux", "9"),
-}
 
 
-class GpuPool(pulumi.ComponentResource):
+class GpuPool(PoolComponent):
     TYPE = base.type_token(PROVIDER)
 
-    node_group_ids: pulumi.Output[list]
-    network_ids: pulumi.Output[list]
-    inventory: pulumi.Output[dict]
-
     def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__(name, pool, plan, opts)
         if not pool.system.startswith("BM.GPU"):
             raise AifactoryError(f"pools.{pool.name}.system: cluster networks need a bare-metal BM.GPU shape, "
                                  f"got {pool.system}")
@@ -42,16 +33,13 @@ class GpuPool(pulumi.ComponentResource):
         if not compartment:
             raise AifactoryError(f"pools.{pool.name}: OCI pools need a compartment; `pulumi config set "
                                  "aifactory:ociCompartmentId ocid1.compartment…` (or set oci:tenancyOcid)")
-        os_name = IMAGES.get(plan.software.os)
+        os_name = base.OCI_IMAGES.get(plan.software.os)
         if os_name is None:
             raise AifactoryError(f"software.os: no OCI platform image for {plan.software.os}; "
-                                 f"use one of {', '.join(IMAGES)}")
+                                 f"use one of {', '.join(base.OCI_IMAGES)}")
         ssh_key = pulumi.Config("aifactory").get("sshPublicKey")
-        child = pulumi.ResourceOptions(parent=self)
+        child, tags = self.child, self.tags
         invoke = pulumi.InvokeOutputOptions(parent=self)
-
-        def tags(role: str) -> dict:
-            return base.labels(plan, pool, role)
 
         cidr = base.network_cidr(plan, pool)
         if pool.zones:
@@ -115,13 +103,11 @@ class GpuPool(pulumi.ComponentResource):
             placement_configuration={"availability_domain": ad, "primary_subnet_id": subnet.id},
             freeform_tags=tags(base.ROLE_NODE), opts=child)
 
-        self.node_group_ids = pulumi.Output.all(cluster.id).apply(list)
-        self.network_ids = pulumi.Output.all(subnet.id).apply(list)
-        self.inventory = pulumi.Output.all(cluster.id, vcn.id, ad).apply(
-            lambda v: base.inventory(plan, pool, {"node_group": v[0], "vcn_id": v[1], "availability_domain": v[2],
-                                                     "compartment_id": compartment}))
-        self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
-                               "inventory": self.inventory})
+        self.publish(
+            pulumi.Output.all(cluster.id).apply(list), pulumi.Output.all(subnet.id).apply(list),
+            pulumi.Output.all(cluster.id, vcn.id, ad).apply(
+                lambda v: {"node_group": v[0], "vcn_id": v[1], "availability_domain": v[2],
+                           "compartment_id": compartment}))
 
 
 def _first_image(images, shape: str, os_name: str) -> str:

@@ -32,6 +32,7 @@ import pulumi
 from ..errors import AifactoryError
 from ..files import parse_json
 from . import base
+from .pool import PoolComponent
 from .redfish import RedfishNode, RedfishNodeArgs, RedfishProvider, RetryPolicy
 
 CONFIG_NAMESPACE = "aifactory"
@@ -149,17 +150,13 @@ def _password(config: pulumi.Config) -> Optional[pulumi.Output]:
     return config.get_secret(PASSWORD_KEY)
 
 
-class GpuPool(pulumi.ComponentResource):
+class GpuPool(PoolComponent):
     """An on-prem pool: the ``aifactory:onprem:GpuPool`` shape of :class:`aifactory.components.base.GpuPool`."""
 
     TYPE = base.type_token("onprem")
 
-    node_group_ids: pulumi.Output[list]
-    network_ids: pulumi.Output[list]
-    inventory: pulumi.Output[dict]
-
     def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__(name, pool, plan, opts)
         config = pulumi.Config(CONFIG_NAMESPACE)
         settings = BmcSettings.from_config(config)
         password = _password(config)
@@ -210,12 +207,7 @@ class GpuPool(pulumi.ComponentResource):
 
         states = pulumi.Output.all(*[pulumi.Output.all(n.power_state, n.system_path, n.inventory)
                                      for n in self.nodes.values()])
-        self.node_group_ids = pulumi.Output.all(*[n.id for n in self.nodes.values()]).apply(list)
         # On-prem networks and fabrics are cabled, not created: no network resources to report.
-        self.network_ids = pulumi.Output.from_input([])
-        self.inventory = states.apply(lambda s: base.inventory(plan, pool, {
-            "managed": "redfish" if hosts else "inventory-only",
-            "hosts": host_entries(list(s)),
-        }))
-        self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
-                               "inventory": self.inventory})
+        self.publish(pulumi.Output.all(*[n.id for n in self.nodes.values()]).apply(list), [],
+                     states.apply(lambda s: {"managed": "redfish" if hosts else "inventory-only",
+                                             "hosts": host_entries(list(s))}))

@@ -35,6 +35,7 @@ from ..errors import AifactoryError, SpecError
 from ..files import parse_json, safe_relpath
 from ..fields import NAME_PATTERN, ReservationId
 from . import base
+from .pool import PoolComponent
 
 FACTORY_KEY = "aifactory:factory"
 RESERVATIONS_KEY = "aifactory:reservations"
@@ -65,7 +66,7 @@ class FactoryError(pulumi.RunError):
         self.findings = list(error.findings)
 
 
-class InventoryPool(pulumi.ComponentResource):
+class InventoryPool(PoolComponent):
     """A pool that creates no resources, only its inventory entry in the stack outputs.
 
     Used for ``lab`` pools (chroot nodes on the local machine) and for on-prem pools without
@@ -75,13 +76,9 @@ class InventoryPool(pulumi.ComponentResource):
 
     def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         self.TYPE = base.type_token(pool.provider)
-        super().__init__(self.TYPE, name, None, opts)
+        super().__init__(name, pool, plan, opts)
         extra = {"connection": "chroot"} if pool.provider == "lab" else {"managed": "inventory-only"}
-        self.node_group_ids = pulumi.Output.from_input([])
-        self.network_ids = pulumi.Output.from_input([])
-        self.inventory = pulumi.Output.from_input(base.inventory(plan, pool, extra))
-        self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
-                               "inventory": self.inventory})
+        self.publish([], [], extra)
 
 
 def component_class(provider: str, declared_hosts: int = 0) -> type:

@@ -219,6 +219,39 @@ def provider_system(ctx: Context):
                         "raise nodes or remove hosts")
 
 
+@check("provider-zones", "refs", "error",
+       "a cloud node group with a placement group or zonal GPU networks lives in one zone the pool names",
+       providers=("aws", "gcp"))
+def provider_zones(ctx: Context):
+    from ..components.base import ZONE_REQUIRED
+
+    for i, pool in enumerate(ctx.factory.pools):
+        why = ZONE_REQUIRED.get(pool.provider)
+        if why and not pool.zones:
+            yield Issue(("pools", i, "zones"), f"a {pool.provider} pool needs a zone: {why}",
+                        "add zones: [<zone of the pool's region>]")
+
+
+@check("provider-images", "refs", "error",
+       "each cloud boots nodes from an image for the locked OS and the system's CPU architecture",
+       providers=("aws", "gcp", "azure", "oci"))
+def provider_images(ctx: Context):
+    from ..components.base import image_for
+
+    os_name = ctx.factory.software.os
+    for i, pool in enumerate(ctx.factory.pools):
+        system = ctx.system(pool)
+        if system is None or image_for(pool.provider, os_name, system.cpu_arch):
+            continue
+        yield Issue(("software", "os"), f"{pool.provider} has no {os_name} image for {system.cpu_arch} "
+                    f"nodes (pool {pool.name}, {pool.system})",
+                    "pick an OS the provider publishes for this system (ubuntu-22.04 or ubuntu-24.04 everywhere)")
+    for i, pool in enumerate(ctx.factory.pools):
+        if pool.provider == "oci" and not pool.system.startswith("BM.GPU"):
+            yield Issue(("pools", i, "system"), f"{pool.system}: OCI cluster networks take bare-metal BM.GPU "
+                        "shapes only", "use a BM.GPU shape such as BM.GPU.H100.8")
+
+
 @check("fabric-compat", "refs", "error",
        "a system joins only the fabrics it has NICs for; an on-prem fabric needs a switch to be sized")
 def fabric_compat(ctx: Context):

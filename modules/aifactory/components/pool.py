@@ -1,0 +1,55 @@
+"""The one base class of every provider's ``GpuPool``: what they all share, written once.
+
+Each provider module keeps only its differences (its resources); this class holds the type
+token, the three outputs of :data:`aifactory.components.base.OUTPUTS`, the options children are
+created with (``parent=self``), the tags or labels of a role, and the inventory output in the
+shape every provider shares. It satisfies :class:`aifactory.components.base.GpuPool` by
+construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pulumi
+
+from . import base
+
+
+class PoolComponent(pulumi.ComponentResource):
+    TYPE = "aifactory:provider:GpuPool"  # each provider sets base.type_token(<provider>)
+
+    node_group_ids: pulumi.Output[list]
+    network_ids: pulumi.Output[list]
+    inventory: pulumi.Output[dict]
+
+    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(self.TYPE, name, None, opts)
+        self.pool = pool
+        self.plan = plan
+        self.child = pulumi.ResourceOptions(parent=self)
+
+    def require_zones(self) -> None:
+        """The named check ``provider-zones`` refuses such a spec first; a hand-edited plan file
+        reaches here, and gets the same message."""
+        why = base.ZONE_REQUIRED.get(self.pool.provider)
+        if why and not self.pool.zones:
+            from ..errors import AifactoryError
+
+            raise AifactoryError(f"pools.{self.pool.name}.zones: a {self.pool.provider} pool needs a zone: {why}")
+
+    def tags(self, role: str) -> dict[str, str]:
+        """The plan's tags plus the aifactory keys, as labels where the provider needs them."""
+        shape = base.labels if self.pool.provider in base.LABEL_PROVIDERS else base.tags
+        return shape(self.plan, self.pool, role)
+
+    def publish(self, node_group_ids: Any, network_ids: Any, inventory_fields: Any = None,
+                **more_outputs: Any) -> None:
+        """Set and register the outputs; ``inventory_fields`` (a dict, or an Output of one) are the
+        provider's own inventory entries, added to the shape :func:`base.inventory` gives all."""
+        self.node_group_ids = pulumi.Output.from_input(node_group_ids)
+        self.network_ids = pulumi.Output.from_input(network_ids)
+        self.inventory = pulumi.Output.from_input(inventory_fields or {}).apply(
+            lambda fields: base.inventory(self.plan, self.pool, fields))
+        self.register_outputs({"node_group_ids": self.node_group_ids, "network_ids": self.network_ids,
+                               "inventory": self.inventory, **more_outputs})
