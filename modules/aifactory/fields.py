@@ -20,7 +20,7 @@ Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}[a-z0-9
 Zone = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9:-]{1,40}$")]
 Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"),
                 BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
-                AfterValidator(lambda v: _unicast_mac(v))]
+                AfterValidator(lambda v: unicast_mac(v))]
 # RFC 1123 host name (or a dotted IPv4 address, which has the same shape): labels of 1-63
 # letters, digits and '-', neither starting nor ending with '-', at most 253 characters.
 HOSTNAME_PATTERN = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -55,7 +55,7 @@ def _coerce_str(value):
     return value
 
 
-def _unicast_mac(value: str) -> str:
+def unicast_mac(value: str) -> str:
     first = int(value[:2], 16)
     if value == "00:00:00:00:00:00":
         raise ValueError("the all-zero MAC is not a network interface's address")

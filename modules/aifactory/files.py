@@ -384,13 +384,22 @@ class Folder:
         return found
 
     def clean_temporary(self) -> list[str]:
-        """Remove temporary files a killed run left behind (the lock says no run is writing)."""
+        """Remove what a killed run left behind: ``.aifactory-tmp-*`` files and staging folders (the
+        lock says no run is writing). A symlink of that name is removed itself, never followed."""
+        import shutil
+
         removed = []
-        for dirpath, _dirs, names in os.walk(self.root):
-            for name in names:
-                if name.startswith(TMP_PREFIX):
-                    os.unlink(os.path.join(dirpath, name))
-                    removed.append(name)
+        for dirpath, dirs, names in os.walk(self.root):
+            for name in names + [d for d in dirs if d.startswith(TMP_PREFIX)]:
+                if not name.startswith(TMP_PREFIX):
+                    continue
+                path = os.path.join(dirpath, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+                removed.append(name)
+            dirs[:] = [d for d in dirs if not d.startswith(TMP_PREFIX)]
         return removed
 
     def refuse_foreign(self) -> None:
@@ -434,6 +443,9 @@ def sync(root: Path | str, files: dict[str, bytes], manifest: str, *, input_key:
 
 def _sync(folder: Folder, files, input_key, check, file_mode, build) -> SyncResult:
     result = SyncResult()
+    if not check and folder.root.is_dir():
+        folder.refuse_foreign()
+        folder.clean_temporary()
     old = folder.read_manifest()
     if input_key is not None and old.get("input") == input_key:
         expected = old["files"]
@@ -461,8 +473,6 @@ def _sync(folder: Folder, files, input_key, check, file_mode, build) -> SyncResu
         # run wrote (a README beside the deployment) are not this writer's to judge.
         result.extra = sorted(rel for rel in set(old.get("files", {})) - set(files) if folder.hash(rel) is not None)
         return result
-    folder.refuse_foreign()
-    folder.clean_temporary()
     # Files an earlier run wrote that these no longer hold (a pool was removed), and only those:
     # listed in the manifest and still holding the bytes that run wrote.
     old_files = old.get("files", {})

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import AifactoryError
+from ..fields import unicast_mac
 from ..files import read_json, sync
 from .environment import render
 
@@ -283,6 +284,11 @@ def read_inventory(path: Path | str) -> dict[str, list[str]]:
             raise _fail(where, f"{str(node)[:64]!r}: not a node name (lowercase letters, digits and '-')")
         if not isinstance(macs, list) or not all(isinstance(m, str) and _MAC.fullmatch(m.lower()) for m in macs):
             raise _fail(where, f"{node!r}: expected a list of MAC addresses")
+        for m in macs:
+            try:
+                unicast_mac(m.lower())
+            except ValueError as exc:
+                raise _fail(where, f"{node!r}: {exc}") from None
         if node in out:
             raise _fail(where, f"{node!r}: listed twice")
         out[node] = [m.lower() for m in macs]
