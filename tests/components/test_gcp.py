@@ -42,7 +42,9 @@ def test_no_external_ip_and_ssh_only_from_admin(mega):
     ssh = [f for f in firewalls if any("22" in a.get("ports", []) for a in f["allows"])]
     assert [f["sourceRanges"] for f in ssh] == [["10.20.0.0/16"]]
     assert not any("0.0.0.0/0" in f.get("sourceRanges", []) for f in firewalls)
-    assert only(mega, TEMPLATE)["metadata"] == {"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"}
+    metadata = only(mega, TEMPLATE)["metadata"]
+    assert metadata["enable-oslogin"] == "TRUE" and metadata["block-project-ssh-keys"] == "TRUE"
+    assert set(metadata) == {"enable-oslogin", "block-project-ssh-keys", "user-data"}  # no ssh-keys
 
 
 def test_compact_placement_template_and_managed_instance_group(mega):

@@ -138,6 +138,7 @@ class GpuPool(PoolComponent):
             base.child(name, "template"),
             image_id="resolve:ssm:" + base.aws_ami_parameter(plan.software.os, pool.cpu_arch),
             instance_type=pool.system,
+            user_data=self.user_data(encoded=True),  # EC2 takes launch template user data base64-encoded
             update_default_version=True,
             iam_instance_profile={"arn": profile.arn},
             # IMDSv2 only. One hop keeps containers from reaching the node's credentials; Kubernetes

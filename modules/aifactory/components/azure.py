@@ -74,6 +74,8 @@ class GpuPool(PoolComponent):
             "os_profile": {
                 "computer_name_prefix": f"{pool.name}"[:9],
                 "admin_username": plan.access.ssh_user,
+                # cloud-init reads custom data on Azure; the API takes it base64-encoded.
+                "custom_data": self.user_data(encoded=True),
                 "linux_configuration": {
                     "disable_password_authentication": True,
                     "ssh": {"public_keys": [{"path": f"/home/{plan.access.ssh_user}/.ssh/authorized_keys",

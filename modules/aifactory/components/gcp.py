@@ -139,7 +139,7 @@ class GpuPool(PoolComponent):
             resource_policies=placement.self_link,
             service_account={"email": account.email, "scopes": ["cloud-platform"]},
             # OS Login: SSH keys come from IAM, never from project metadata.
-            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE", "user-data": self.user_data()},
             shielded_instance_config={"enable_integrity_monitoring": True, "enable_vtpm": True},
             labels=labels(base.ROLE_NODE),
             opts=child,

@@ -85,8 +85,10 @@ class GpuPool(PoolComponent):
             "is_pv_encryption_in_transit_enabled": True,
             "freeform_tags": tags(base.ROLE_NODE),
         }
+        # cloud-init reads metadata.user_data (base64) on OCI.
+        launch["metadata"] = {"user_data": self.user_data(encoded=True)}
         if ssh_key:
-            launch["metadata"] = {"ssh_authorized_keys": ssh_key}
+            launch["metadata"]["ssh_authorized_keys"] = ssh_key
         if pool.capacity in ("reservation", "capacity-block") and pool.reservation:
             launch["capacity_reservation_id"] = pool.reservation
         if pool.capacity == "spot":

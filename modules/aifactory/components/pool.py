@@ -9,6 +9,7 @@ construction.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Optional
 
 import pulumi
@@ -37,6 +38,15 @@ class PoolComponent(pulumi.ComponentResource):
             from ..errors import AifactoryError
 
             raise AifactoryError(f"pools.{self.pool.name}.zones: a {self.pool.provider} pool needs a zone: {why}")
+
+    def user_data(self, encoded: bool = False) -> str:
+        """The pool's cloud-init user data (admin user, NCCL and DCGM files), the same bytes
+        ``aifactory render`` writes to ``cloud-init/<pool>/user-data.yaml``; base64 where the
+        provider's API takes it so."""
+        from ..render.cloudinit import user_data_for
+
+        text = user_data_for(self.plan, self.pool)
+        return base64.b64encode(text.encode("utf-8")).decode("ascii") if encoded else text
 
     def tags(self, role: str) -> dict[str, str]:
         """The plan's tags plus the aifactory keys, as labels where the provider needs them."""

@@ -37,15 +37,30 @@ def user_data(plan: Plan, pool: PoolPlan, pool_files: dict[str, str]) -> str:
     return render("cloud-init/user-data.yaml.j2", factory=plan.name, pool=pool, config=config)
 
 
+def _node_files(pool: PoolPlan, rendered: dict[str, str]) -> dict[str, str]:
+    """Node path -> content of the rendered files a node of ``pool`` receives at first boot."""
+    node_files = {"/etc/nccl.conf": rendered[f"nccl/{pool.name}/nccl.conf"],
+                  "/etc/profile.d/nccl.sh": rendered[f"nccl/{pool.name}/nccl.sh"]}
+    if f"dcgm/{pool.name}/dcgm-exporter.csv" in rendered:
+        node_files["/etc/dcgm-exporter/aifactory.csv"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.csv"]
+        node_files["/etc/default/dcgm-exporter"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.env"]
+    return node_files
+
+
 def files(plan: Plan, catalog: Catalog, rendered: dict[str, str]) -> dict[str, str]:
     out = {}
     for pool in plan.pools:
-        if pool.provider not in CLOUD_PROVIDERS:
-            continue
-        node_files = {"/etc/nccl.conf": rendered[f"nccl/{pool.name}/nccl.conf"],
-                      "/etc/profile.d/nccl.sh": rendered[f"nccl/{pool.name}/nccl.sh"]}
-        if f"dcgm/{pool.name}/dcgm-exporter.csv" in rendered:
-            node_files["/etc/dcgm-exporter/aifactory.csv"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.csv"]
-            node_files["/etc/default/dcgm-exporter"] = rendered[f"dcgm/{pool.name}/dcgm-exporter.env"]
-        out[f"cloud-init/{pool.name}/user-data.yaml"] = user_data(plan, pool, node_files)
+        if pool.provider in CLOUD_PROVIDERS:
+            out[f"cloud-init/{pool.name}/user-data.yaml"] = user_data(plan, pool, _node_files(pool, rendered))
     return out
+
+
+def user_data_for(plan: Plan, pool: PoolPlan, catalog: Catalog | None = None) -> str:
+    """The user data of ``pool``, exactly as ``aifactory render`` writes it to
+    ``cloud-init/<pool>/user-data.yaml``: what each cloud component hands its instances."""
+    from ..catalog import load as load_catalog
+    from . import dcgm, nccl
+
+    catalog = catalog or load_catalog()
+    rendered = {**nccl.files(plan), **dcgm.files(plan, catalog)}
+    return user_data(plan, pool, _node_files(pool, rendered))
