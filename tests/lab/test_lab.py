@@ -21,7 +21,8 @@ def test_upstream_version_drops_epoch_and_revision():
 def test_lab_stack_refuses_cloud_pools(repo, tmp_path):
     doc = yaml.safe_load((repo / "stacks/lab/factory.yaml").read_text())
     doc["sites"].append({"name": "aws1", "provider": "aws", "region": "us-east-1"})
-    doc["pools"].append({"name": "p5", "site": "aws1", "provider": "aws", "system": "p5.48xlarge", "nodes": 1})
+    doc["pools"].append({"name": "p5", "site": "aws1", "provider": "aws", "system": "p5.48xlarge", "nodes": 1,
+                         "zones": ["us-east-1a"]})
     (tmp_path / "factory.yaml").write_text(yaml.safe_dump(doc))
     loaded = spec.load(tmp_path / "factory.yaml")
     with pytest.raises(lab.AifactoryError, match="lab pools only"):

@@ -75,7 +75,7 @@ CASES = [
         {"name": "n2", "mac": "aa:bb:cc:dd:ee:02", "bmc": "10.0.0.2", "ip": "10.1.0.1"}]),
      ("pools", 0, "hosts", 1, "ip"), "duplicate host ip"),
     ("slurm-names", lambda s: s["pools"][0].update(name="default"), ("pools", 0, "name"), "reserved by Slurm"),
-    ("provider-zones", lambda s: s["pools"][1].pop("zones"), ("pools", 1, "zones"), "aws pool needs a zone"),
+    ("provider-zones", lambda s: s["pools"][1].pop("zones"), ("pools", 1, "zones"), "aws pools need a zone"),
     ("provider-images", lambda s: s["software"].update(os="rhel-9"), ("software", "os"),
      "aws has no rhel-9 image for x86_64"),
     ("provider-images", lambda s: (s["sites"].append({"name": "oci1", "provider": "oci", "region": "us-ashburn-1"}),

@@ -37,7 +37,7 @@ class PoolComponent(pulumi.ComponentResource):
         if why and not self.pool.zones:
             from ..errors import AifactoryError
 
-            raise AifactoryError(f"pools.{self.pool.name}.zones: a {self.pool.provider} pool needs a zone: {why}")
+            raise AifactoryError(f"pools.{self.pool.name}.zones: {self.pool.provider} pools need a zone: {why}")
 
     def user_data(self, encoded: bool = False) -> str:
         """The pool's cloud-init user data (admin user, NCCL and DCGM files), the same bytes

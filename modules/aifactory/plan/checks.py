@@ -228,7 +228,7 @@ def provider_zones(ctx: Context):
     for i, pool in enumerate(ctx.factory.pools):
         why = ZONE_REQUIRED.get(pool.provider)
         if why and not pool.zones:
-            yield Issue(("pools", i, "zones"), f"a {pool.provider} pool needs a zone: {why}",
+            yield Issue(("pools", i, "zones"), f"{pool.provider} pools need a zone: {why}",
                         "add zones: [<zone of the pool's region>]")
 
 
