@@ -152,7 +152,7 @@ def test_check_fails_with_located_error(check, mutation, path, words):
 
 
 def test_every_check_is_covered_by_a_failing_case():
-    warning_only = {"non-nvidia", "host-addresses", "slurm-topology", "imex-domain"}
+    warning_only = {"non-nvidia", "host-addresses", "slurm-topology", "imex-domain", "nccl-build"}
     covered = {c[0] for c in CASES} | warning_only | {"slurm-hardware"}  # the last: its own test below
     assert covered == set(checks.CHECKS)
 
@@ -291,3 +291,10 @@ def test_checks_command_lists_every_registered_check():
     table = subprocess.run([sys.executable, "-m", "aifactory", "checks"], capture_output=True, text=True,
                            check=True).stdout.splitlines()
     assert len(table) == len(checks.CHECKS) and table[0].startswith("unique-names")
+
+
+def test_a_cuda_minor_older_than_every_nccl_build_warns():
+    spec = mutate(lambda s: s["software"].update(driver_branch="535", cuda="12.0"))
+    (w,) = warnings(spec, "nccl-build")
+    assert "no libnccl2 build at or below CUDA 12.0" in w.message and w.path == ("software", "cuda")
+    assert warnings(mutate(lambda s: s["software"].update(driver_branch="535", cuda="12.2")), "nccl-build") == []

@@ -81,7 +81,7 @@ def test_role_layout_and_argument_specs(role):
                 assert used.startswith(f"_{name}_"), (file.name, line)
 
 
-OS_ROLES = ["nvidia_driver", "cuda_toolkit", "rdma", "slurm_client", "nccl"]
+OS_ROLES = ["nvidia_driver", "cuda_toolkit", "rdma", "slurm_client", "nccl", "nvidia_fabric"]
 
 
 @pytest.mark.parametrize("name", OS_ROLES)

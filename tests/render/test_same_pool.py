@@ -21,8 +21,8 @@ fabrics:
   - {{name: fa, type: {fa}}}
   - {{name: fb, type: {fb}}}
 pools:
-  - {{name: train-a, site: a, provider: {pa}, system: {sa}, nodes: 16, fabric: fa}}
-  - {{name: train-b, site: b, provider: {pb}, system: {sb}, nodes: 16, fabric: fb}}
+  - {{name: train-a, site: a, provider: {pa}, system: {sa}, nodes: 16, fabric: fa, zones: [{ra}-z]}}
+  - {{name: train-b, site: b, provider: {pb}, system: {sb}, nodes: 16, fabric: fb, zones: [{rb}-z]}}
 """
 
 PAIRS = {

@@ -220,7 +220,8 @@ class Catalog:
         self.cuda = {c.cuda: c for c in _load_table("cuda.csv", CudaRelease)}
         self.branches = {b.branch: b for b in _load_table("driver_branches.csv", DriverBranch)}
         self.dcgm = _load_table("dcgm.csv", DcgmRelease)
-        self.nccl = {n.cuda_major: n for n in _load_table("nccl.csv", NcclRelease)}
+        # Every build, oldest CUDA first: the lock takes, per locked CUDA minor, the newest at or below it.
+        self.nccl = sorted(_load_table("nccl.csv", NcclRelease), key=lambda n: version_key(n.cuda_build))
         self.switches = {s.id: s for s in _load_table("switches.csv", Switch)}
         self.systems: dict[str, System] = {}
         for s in _load_table("systems.csv", OnpremSystem):
@@ -263,6 +264,15 @@ class Catalog:
 
     def cuda_release(self, cuda: str) -> CudaRelease | None:
         return self.cuda.get(cuda)
+
+    def nccl_for(self, cuda: str) -> NcclRelease | None:
+        """The libnccl2 build for a locked CUDA ``X.Y``: the newest build for CUDA X.Z with Z <= Y.
+
+        A build for a newer minor statically links a newer runtime than the locked toolkit and
+        driver run natively; None when the catalog has no build old enough."""
+        major = int(cuda.split(".")[0])
+        fits = [n for n in self.nccl if n.cuda_major == major and version_key(n.cuda_build) <= version_key(cuda)]
+        return fits[-1] if fits else None
 
     def dcgm_for(self, dcgm_major: int, cuda_major: int) -> DcgmRelease | None:
         for row in self.dcgm:

@@ -492,6 +492,16 @@ def non_nvidia(ctx: Context):
                         "manage ROCm for this pool separately", "warning")
 
 
+@check("nccl-build", "software", "warning",
+       "libnccl2 is built per CUDA minor; a build for a newer minor than the lock outruns its driver")
+def nccl_build(ctx: Context):
+    lock = ctx.lock
+    if lock is None or lock.driver is None or not lock.cuda or lock.nccl or ctx.factory.software.nccl:
+        return
+    yield Issue(_sw(ctx, "cuda"), f"the catalog has no libnccl2 build at or below CUDA {lock.cuda}, so NCCL is "
+                "not pinned", "set software.nccl to a build for this CUDA minor, or lock a newer CUDA", "warning")
+
+
 # --- capacity ---------------------------------------------------------------------------
 
 @check("site-power", "capacity", "error",

@@ -91,7 +91,7 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
     cuda_major = int(cuda.split(".")[0]) if cuda else None
     dcgm_row = catalog.dcgm_for(dcgm_major, cuda_major) if cuda_major else None
     dcgm_package = software.dcgm_package or (dcgm_row.package if dcgm_row else None)
-    nccl_row = catalog.nccl.get(cuda_major) if cuda_major else None
+    nccl_row = catalog.nccl_for(cuda) if cuda else None
     nccl = software.nccl or (f"{nccl_row.version}+cuda{nccl_row.cuda_build}" if nccl_row else None)
     return SoftwareLock(
         driver=driver,

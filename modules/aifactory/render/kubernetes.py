@@ -1,8 +1,11 @@
 """NVIDIA GPU Operator Helm values for pools that Kubernetes schedules.
 
-The driver, Fabric Manager and DCGM host engine are installed on the host by the Ansible roles
-at the versions of the software lock, so the operator is told not to install its own: two
-owners of one driver is the drift the lock exists to prevent.
+The driver, the container toolkit, Fabric Manager and the DCGM host engine are installed on the
+host by the Ansible roles (site.yml runs nvidia_driver and nvidia_container_toolkit on every GPU
+node) at the versions of the software lock, so the operator is told not to install its own: two
+owners of one driver or one containerd runtime configuration is the drift the lock exists to
+prevent. GPU Operator docs, "Pre-Installed NVIDIA GPU Drivers and NVIDIA Container Toolkit":
+``driver.enabled=false`` and ``toolkit.enabled=false``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ def values(plan: Plan, pool: PoolPlan) -> dict[str, Any]:
     return {
         "daemonsets": {"nodeSelector": {POOL_LABEL: pool.name}},
         "driver": {"enabled": False},
-        "toolkit": {"enabled": True},
+        "toolkit": {"enabled": False},
         "devicePlugin": {"enabled": True},
         "gfd": {"enabled": True},
         "nfd": {"enabled": True},

@@ -2,5 +2,4 @@
 # /etc/profile.d/nccl.sh: the same settings as /etc/nccl.conf, for launchers that read only
 # the environment (containers, mpirun -x).
 export FI_EFA_USE_HUGE_PAGE=0
-export NCCL_NET_PLUGIN=aws-ofi
 export NCCL_SOCKET_IFNAME='^docker,lo,veth'
