@@ -89,13 +89,18 @@ def _number(value):
     return value
 
 
+MAX_POOL_NODES = 2_000_000
+
+
 def _nodes(value):
     if value == "fill":
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be a whole number of nodes or 'fill'")
-    if value < 1 or value > 10_000_000:
-        raise ValueError("must be between 1 and 10,000,000 (or 'fill')")
+    # 2,000,000 is more nodes than one 10 GW site holds (about 1.1 million NVL72 trays): a larger
+    # count is a typo, and it would make every output that lists nodes grow without purpose.
+    if value < 1 or value > MAX_POOL_NODES:
+        raise ValueError(f"must be between 1 and {MAX_POOL_NODES:,} (or 'fill'); split larger fleets into pools")
     return value
 
 

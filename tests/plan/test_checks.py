@@ -48,6 +48,16 @@ def warnings(spec, check):
     return [f for f in found if f.severity == "warning"]
 
 
+def load_errors(spec: dict):
+    from aifactory.errors import SpecError
+
+    try:
+        load_string(yaml.safe_dump(spec), "f.yaml")
+    except SpecError as exc:
+        return exc.findings
+    return []
+
+
 def result_lines(text: str) -> dict:
     return load_string(text, "f.yaml").doc.lines
 
@@ -298,3 +308,18 @@ def test_a_cuda_minor_older_than_every_nccl_build_warns():
     (w,) = warnings(spec, "nccl-build")
     assert "no libnccl2 build at or below CUDA 12.0" in w.message and w.path == ("software", "cuda")
     assert warnings(mutate(lambda s: s["software"].update(driver_branch="535", cuda="12.2")), "nccl-build") == []
+
+
+def test_fill_that_leaves_fewer_nodes_than_declared_hosts_is_an_error_not_a_crash():
+    hosts = [{"name": f"n{i}", "mac": f"aa:bb:cc:dd:ee:0{i}", "bmc": f"10.0.0.{i}", "ip": f"10.1.0.{i}"}
+             for i in range(1, 4)]
+    spec = mutate(lambda s: (s["sites"][0].update(power_mw=0.04), s["pools"][0].update(nodes="fill", hosts=hosts)))
+    result = validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=TODAY)
+    assert result.plan is None
+    assert any(f.check == "site-power" and f.path == ("pools", 0, "hosts") and "fewer than the 3 hosts" in f.message
+               for f in result.errors), [f.render() for f in result.findings]
+
+
+def test_a_pool_larger_than_a_10_gw_site_is_refused():
+    found = load_errors(mutate(lambda s: s["pools"][1].update(nodes=2_000_001)))
+    assert any(f.path == ("pools", 1, "nodes") and "2,000,000" in f.message for f in found)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import NamedTuple
 
+from pydantic import ValidationError
+
 from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..errors import Finding, SpecError
@@ -44,12 +46,17 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
     ctx.pools, ctx.fabrics, ctx.sites = sizing.size(spec.factory, catalog)
     findings += checks.run(ctx, checks.phase("software") + checks.phase("capacity"))
     f = spec.factory
-    plan = Plan(
-        name=f.name, description=f.description, tags=dict(f.tags),
-        access=AccessPlan(admin_cidrs=list(f.access.admin_cidrs), ssh_user=f.access.ssh_user),
-        pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
-        warnings=[w.render() for w in findings if w.severity == "warning"],
-    )
+    try:
+        plan = Plan(
+            name=f.name, description=f.description, tags=dict(f.tags),
+            access=AccessPlan(admin_cidrs=list(f.access.admin_cidrs), ssh_user=f.access.ssh_user),
+            pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
+            warnings=[w.render() for w in findings if w.severity == "warning"],
+        )
+    except ValidationError:
+        if any(x.severity == "error" for x in findings):  # the checks already said what is wrong
+            return PlanResult(None, findings)
+        raise  # a plan the checks let through but the model refuses: a defect, not a user error
     return PlanResult(plan, findings)
 
 

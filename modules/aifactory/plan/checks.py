@@ -520,6 +520,9 @@ def site_power(ctx: Context):
             yield Issue(("pools", i, "nodes"), f"no power left at site {pool.site} for even one "
                         f"{'rack' if ctx.system(pool).rack_scale else 'node'} of {pool.system}",
                         "raise the site's power_mw or shrink the other pools")
+        elif pool.nodes == "fill" and planned is not None and len(pool.hosts) > planned.nodes:
+            yield Issue(("pools", i, "hosts"), f"the site's power fills {planned.nodes:,} nodes, fewer than the "
+                        f"{len(pool.hosts)} hosts declared", "raise the site's power_mw, or give nodes as a number")
 
 
 # Slurm in each OS's own repository (DOMAIN facts: Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu
