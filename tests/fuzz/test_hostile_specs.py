@@ -98,7 +98,7 @@ def _count_uncaught(fuzz_tally):
 
 @pytest.mark.parametrize("content", REGRESSIONS, ids=range(len(REGRESSIONS)))
 def test_regressions(content, target, fuzz_tally):
-    fuzz_tally("in-process")
+    fuzz_tally("in-process", command="spec-library")
     exercise(content, target)
 
 
@@ -112,14 +112,14 @@ def test_unmutated_examples_plan(path, target):
 @settings(max_examples=3000, **FUZZ)
 @given(content=mutations.structured())
 def test_structured_mutations(content, target, fuzz_tally):
-    fuzz_tally("in-process")
+    fuzz_tally("in-process", command="spec-library")
     exercise(content, target)
 
 
 @settings(max_examples=2200, **FUZZ)
 @given(content=mutations.raw())
 def test_raw_text_mutations(content, target, fuzz_tally):
-    fuzz_tally("in-process")
+    fuzz_tally("in-process", command="spec-library")
     exercise(content, target)
 
 
@@ -138,7 +138,7 @@ def _cli_contract(result, file) -> None:
 @settings(max_examples=60, **FUZZ)
 @given(content=mutations.hostile)
 def test_cli_validate_and_plan(content, target, fuzz_tally):
-    fuzz_tally("cli")
+    fuzz_tally("cli", command="validate+plan")
     target.write_bytes(content)
     runner = CliRunner()
     validate = runner.invoke(app, ["validate", str(target)])
@@ -159,7 +159,7 @@ def test_cli_validate_and_plan(content, target, fuzz_tally):
                                                                                "forged", "bomb"])
 def test_console_script_exits_1_without_traceback(content, tmp_path, fuzz_tally):
     """A handful through a real process: the exit status is the interpreter's, not a runner's."""
-    fuzz_tally("cli")
+    fuzz_tally("subprocess", command="plan")
     f = tmp_path / "factory.yaml"
     f.write_bytes(content)
     out = subprocess.run([sys.executable, "-m", "aifactory", "plan", str(f), "--format", "json"],
