@@ -29,8 +29,9 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest
 
+# The inner loop: no real root filesystems or daemons, a tenth of the fuzz cases, two workers.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	AIFACTORY_FUZZ_SCALE=0.1 $(PY) -m pytest -m "not slow" -n 2
 
 bench: $(STAMP)
 	$(PY) -m bench
