@@ -195,8 +195,8 @@ def compare(old: dict, new: dict) -> PlanDiff:
     new_s = {s["name"]: s for s in new.get("sites") or new["power"].get("sites", [])}
     for name in sorted(old_s.keys() & new_s.keys()):
         a, b = old_s[name], new_s[name]
-        if a.get("facility_kw") != b.get("facility_kw"):
-            lines.append(f"site {name}: facility power {_delta(a['facility_kw'], b['facility_kw'])} kW")
+        if a.get("facility_kw") != b.get("facility_kw"):  # either may be absent in a hand-made plan file
+            lines.append(f"site {name}: facility power {_delta(a.get('facility_kw') or 0, b.get('facility_kw') or 0)} kW")
         if a.get("headroom_kw") != b.get("headroom_kw") and b.get("headroom_kw") is not None:
             lines.append(f"site {name}: headroom {_num(a.get('headroom_kw') or 0)} -> {_num(b['headroom_kw'])} kW")
 

@@ -82,3 +82,16 @@ def test_diff_takes_specs_of_any_name_prints_json_and_gates_on_changes(tmp_path)
 def test_diff_of_a_broken_spec_is_located():
     r = _cli("diff", str(STACKS / "lab" / "factory.yaml"), str(REPO / "README.md"))
     assert r.returncode == 1 and "Traceback" not in r.stderr and "README.md:" in r.stderr
+
+
+def test_a_site_without_facility_power_is_a_change_not_a_crash(tmp_path):
+    import json
+
+    plan = _plan(tmp_path, "p", (STACKS / "multicloud" / "factory.yaml").read_text())
+    data = json.loads(plan.read_text())
+    del data["sites"][1]["facility_kw"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(data))
+    r = _cli("diff", str(plan), str(bare))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"site {data['sites'][1]['name']}: facility power" in r.stdout
