@@ -87,6 +87,16 @@ def test_site_check_then_apply_then_idempotent_then_health(tmp_path, rootfs, fac
     assert "DCGM_FI_DEV_XID_ERRORS, gauge" in (rootfs / "etc/dcgm-exporter/counters.csv").read_text()
     assert "Requires=nvidia-dcgm.service" in (rootfs / "etc/systemd/system/dcgm-exporter.service").read_text()
     assert "sm_priority 0" in (rootfs / "etc/opensm/opensm.conf").read_text()
+    # The pool's NCCL files are the rendered ones, byte for byte: one author, delivered by the role.
+    from aifactory import plan as planning
+    from aifactory import spec
+    from aifactory.render.deployment import build_files
+
+    built = planning.build(spec.load(HERE / "factory.yaml"))
+    rendered = build_files(built)
+    pool = built.pools[0].name
+    assert (rootfs / "etc/nccl.conf").read_text() == rendered[f"nccl/{pool}/nccl.conf"]
+    assert (rootfs / "etc/profile.d/nccl.sh").read_text() == rendered[f"nccl/{pool}/nccl.sh"]
     assert "non-free" in (rootfs / "etc/apt/sources.list.d/debian-nonfree.sources").read_text()
     # The NVIDIA repository is not added on the distro path, and nothing IMEX/NVLSM on an H100 node.
     assert not (rootfs / "etc/apt/sources.list.d/nvidia-cuda.sources").exists()

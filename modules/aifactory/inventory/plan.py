@@ -53,7 +53,8 @@ def _represent_unsafe(dumper, value: Unsafe):
     text = str(value)
     if dumper.resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":
         return dumper.represent_str(text)
-    return dumper.represent_scalar("!unsafe", text)
+    # Whole files (a pool's rendered nccl.conf) read best as literal blocks.
+    return dumper.represent_scalar("!unsafe", text, style="|" if "\n" in text else None)
 
 
 _Dumper.add_representer(Unsafe, _represent_unsafe)
@@ -161,7 +162,13 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
     if pool.region:
         out["aifactory_region"] = pool.region
     if nvidia:
+        # The one author of a node's NCCL files is render/nccl.py; the nccl role installs its bytes.
+        from ..render.nccl import pool_files
+
+        conf, profile = pool_files(plan, pool)
         out.update({
+            "nccl_conf_content": conf,
+            "nccl_profile_content": profile,
             "nvidia_fabric_manager": pool.fabric_manager,
             "nvidia_fabric_nvlsm": pool.nvlsm,
             "nvidia_fabric_imex": pool.imex,

@@ -30,12 +30,17 @@ def settings(pool: PoolPlan) -> list[dict]:
     return [chosen[k] for k in sorted(chosen)]
 
 
+def pool_files(plan: Plan, pool: PoolPlan) -> tuple[str, str]:
+    """(``/etc/nccl.conf``, ``/etc/profile.d/nccl.sh``) of ``pool``: the only author of both,
+    whether they reach a node through cloud-init, the nccl role or the deployment folder."""
+    env = settings(pool)
+    ctx = {"factory": plan.name, "pool": pool, "settings": env,
+           "exports": [f"export {s['variable']}={shlex.quote(s['value'])}" for s in env]}
+    return render("nccl/nccl.conf.j2", **ctx), render("nccl/nccl.sh.j2", **ctx)
+
+
 def files(plan: Plan) -> dict[str, str]:
     out = {}
     for pool in plan.pools:
-        env = settings(pool)
-        ctx = {"factory": plan.name, "pool": pool, "settings": env,
-               "exports": [f"export {s['variable']}={shlex.quote(s['value'])}" for s in env]}
-        out[f"nccl/{pool.name}/nccl.conf"] = render("nccl/nccl.conf.j2", **ctx)
-        out[f"nccl/{pool.name}/nccl.sh"] = render("nccl/nccl.sh.j2", **ctx)
+        out[f"nccl/{pool.name}/nccl.conf"], out[f"nccl/{pool.name}/nccl.sh"] = pool_files(plan, pool)
     return out
