@@ -15,7 +15,8 @@ from typing import Annotated, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import AifactoryError, format_path
-from .files import MAX_JSON_BYTES, ReadError, read_bytes, read_json
+from .files import ReadError, read_json
+from .plan.model import is_plan_file
 
 POOL_FIELDS = ("provider", "site", "region", "system", "gpu", "fabric", "scheduler")
 
@@ -99,10 +100,8 @@ def load(path: Path | str) -> dict:
     against :class:`PlanView`, or a factory spec of any file name, planned here. A bad file is a
     one-line error naming the file and the field; a bad spec raises ``SpecError``."""
     path = Path(path)
-    if not path.suffix.lower() == ".json":
-        head = read_bytes(path, MAX_JSON_BYTES)[:4096].lstrip()
-        if not head.startswith(b"{"):
-            return _spec_plan(path)
+    if path.suffix.lower() != ".json" and not is_plan_file(path):
+        return _spec_plan(path)
     try:
         data = read_json(path)
     except ReadError as exc:

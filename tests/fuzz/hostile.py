@@ -123,21 +123,8 @@ values = st.one_of(
 
 # -- structured documents -------------------------------------------------------------------
 
-
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in list(node.items()):
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _paths(value, prefix + (i,))
-
-
-def _get(node, path):
-    for part in path:
-        node = node[part]
-    return node
+# Walking and naming a spec's data: the same helpers the spec mutator uses.
+_paths, _get, _names = mutations._paths, mutations._get, mutations._names
 
 
 def _hosts_for(pool: dict, count: int, start: int = 1) -> list[dict]:
@@ -229,16 +216,6 @@ def targeted(draw, data) -> None:
 
 PLAUSIBLE_ADDRESSES = ["10.20.0.11", "10.20.0.15", "10.20.1.11", "2001:db8::11", "5c:ff:35:a0:00:01",
                        "5c:ff:35:a0:00:09", "bmc-1.example", "dgx-001", "dgx-009"]
-
-
-def _names(data) -> list[str]:
-    found = []
-    for field in ("sites", "fabrics", "pools"):
-        items = data.get(field) if isinstance(data, dict) else None
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                found.append(item["name"])
-    return found
 
 
 def add_hosts(draw, data) -> None:

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 from .. import files
+from ..files import safe_relpath
 from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..errors import AifactoryError
@@ -83,8 +84,8 @@ def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
     files.update(svg.files(plan))
     # PXE files (aifactory.render.pxe) need the provisioning host's address and SSH keys, which
     # are not in the spec; `aifactory pxe` renders them with those settings.
-    for rel in files:
-        if rel.startswith("/") or ".." in Path(rel).parts:
+    for rel in files:  # the writer refuses these too; a renderer that makes one is a defect
+        if safe_relpath(rel) is None:
             raise AifactoryError(f"renderer produced an unsafe path {rel!r}")
     return dict(sorted(files.items()))
 
