@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 BAD = """\
 name: bad
@@ -58,10 +59,66 @@ def test_missing_file_is_one_clear_line(tmp_path):
 
 
 def test_catalog_listing():
-    out = cli("catalog", "systems")
-    assert out.returncode == 0 and "p5.48xlarge" in out.stdout and "gb200-nvl72" in out.stdout
+    import csv
+    import json
+
+    from aifactory import catalog
+
+    tables = json.loads(cli("catalog", "-f", "json").stdout)
+    assert [t["table"] for t in tables] == list(catalog.TABLES) and all(t["rows"] > 0 for t in tables)
+    out = cli("catalog", "instance_types", "-f", "json")
+    rows = {r["id"]: r for r in json.loads(out.stdout)}
+    assert rows["p5.48xlarge"]["source"] and rows["p5.48xlarge"]["from"] == "packaged"
+    # csv output is the table's own file format: it parses back against the schema
+    text = cli("catalog", "systems", "-f", "csv").stdout
+    parsed = catalog.parse_csv(catalog.TABLES["systems"], text, "out.csv")
+    assert "gb200-nvl72" in {r.id for r in parsed} and list(csv.reader(text.splitlines()))[0] == catalog.TABLES["systems"].columns
+    assert "gb200-nvl72" in cli("catalog", "systems").stdout
     bad = cli("catalog", "nope")
     assert bad.returncode == 1 and "unknown catalog table" in bad.stderr
+
+
+def test_catalog_shows_what_a_spec_and_the_environment_add(tmp_path, stacks):
+    """`--spec` and AIFACTORY_CATALOG rows appear marked as overlay; a bad overlay row is one
+    located error, never a traceback."""
+    import json
+    import os
+    import shutil
+
+    import yaml
+
+    spec = yaml.safe_load((stacks / "lab" / "factory.yaml").read_text())
+    spec["catalog"] = {"gpus": [{"id": "h100-nvl", "name": "NVIDIA H100 NVL", "vendor": "nvidia",
+                                 "architecture": "hopper", "compute_capability": "9.0", "memory_gb": 94,
+                                 "tdp_w": 400, "nvlink_gbytes_s": 600, "open_modules_required": False,
+                                 "source": "NVIDIA H100 NVL product brief"}]}
+    path = tmp_path / "factory.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    rows = {r["id"]: r for r in json.loads(cli("catalog", "gpus", "-f", "json", "--spec", str(path)).stdout)}
+    assert rows["h100-nvl"]["from"] == "overlay" and rows["h100-sxm"]["from"] == "packaged"
+    spec["catalog"]["gpus"][0]["tdp_w"] = "lots"
+    path.write_text(yaml.safe_dump(spec))
+    bad = cli("catalog", "gpus", "--spec", str(path))
+    assert bad.returncode == 1 and "catalog.gpus[0].tdp_w: expected int" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+    folder = tmp_path / "overlay"
+    folder.mkdir()
+    src = Path(__file__).resolve().parents[1] / "modules/aifactory/catalog/data/v1/switches.csv"
+    lines = src.read_text().splitlines()
+    (folder / "switches.csv").write_text(lines[0] + "\n" + lines[1].replace(lines[1].split(",")[0], "my-leaf", 1) + "\n")
+    env = dict(os.environ, AIFACTORY_CATALOG=str(folder))
+    out = subprocess.run([sys.executable, "-m", "aifactory", "catalog", "switches", "-f", "json"],
+                         capture_output=True, text=True, env=env)
+    assert {r["id"]: r["from"] for r in json.loads(out.stdout)}["my-leaf"] == "overlay"
+    (folder / "switches.csv").write_text(lines[0] + "\n" + "my-leaf,x\n")
+    out = subprocess.run([sys.executable, "-m", "aifactory", "catalog", "switches"], capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "switches.csv:2: expected" in out.stderr and "Traceback" not in out.stderr
+    shutil.rmtree(folder)
+    (tmp_path / "overlay").mkdir()
+    (folder / "switchs.csv").write_text(lines[0] + "\n")
+    out = subprocess.run([sys.executable, "-m", "aifactory", "catalog"], capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "no catalog table 'switchs'" in out.stderr
 
 
 def test_cloud_sdk_errors_are_one_line(stacks, tmp_path):

@@ -123,26 +123,68 @@ def schema() -> None:
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
+class CatalogFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 @app.command()
-def catalog(table: str = typer.Argument("systems", help="systems, gpus, switches, cuda or branches")) -> None:
-    """List catalog entries with their sources."""
+def catalog(table: Optional[str] = typer.Argument(None, help="a table name; without one, the list of tables"),
+            format: CatalogFormat = typer.Option(CatalogFormat.table, "--format", "-f", help="table, json or csv"),
+            spec: Optional[Path] = typer.Option(None, "--spec", help="include the rows this factory spec adds "
+                                                "(its catalog: section)")) -> None:
+    """Show the catalog: every row of a table with its source, and where it comes from (the
+    packaged tables, AIFACTORY_CATALOG, or a spec's catalog: section)."""
+    import csv as csvlib
     import dataclasses
 
-    from .catalog import load
+    from . import catalog as cat
 
-    cat = load()
-    tables = {"systems": cat.systems, "gpus": cat.gpus, "switches": cat.switches, "cuda": cat.cuda,
-              "branches": cat.branches}
-    if table not in tables:
-        raise AifactoryError(f"unknown catalog table {table!r}; choose one of {', '.join(tables)}")
-    for key, row in tables[table].items():
-        if table == "systems":
-            typer.echo(f"{key:32} {row.provider:7} {row.gpus_per_node} x {row.gpu.id:9} {row.node_kw:7.2f} kW  "
-                       f"{'/'.join(row.fabrics)}")
-        else:
-            data = dataclasses.asdict(row)
-            data.pop("source", None)
-            typer.echo(f"{key:24} " + "  ".join(f"{k}={v}" for k, v in data.items() if k != "id"))
+    overlay = cat.env_overlay()
+    if spec is not None:
+        from . import spec as specs
+
+        try:
+            loaded = specs.load(spec)
+            try:
+                overlay = overlay + cat.overlay_from_spec(loaded.factory.catalog)
+            except cat.CatalogError as exc:
+                raise SpecError([loaded.doc.finding(exc.path, exc.problem, check="catalog-overlay")]) from None
+        except SpecError as exc:
+            _print_findings(exc.findings)
+            raise typer.Exit(1) from None
+    current = cat.load(overlay)
+    added = {(name, tuple(dict(cells)[k] for k in cat.TABLES[name].key)) for name, cells in overlay}
+    if table is None:
+        rows = [{"table": t.name, "rows": len(current.rows[t.name]), "key": ", ".join(t.key), "about": t.about}
+                for t in cat.TABLES.values()]
+        if format is CatalogFormat.json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        for r in rows:
+            typer.echo(f"{r['table']:16} {r['rows']:4} rows  key {r['key']:24} {r['about']}")
+        return
+    tbl = cat.table(table)
+    records = [dataclasses.asdict(r) for r in current.rows[tbl.name]]
+    for r in records:
+        r["from"] = "overlay" if (tbl.name, tuple(cat.cell_text(r[k]) for k in tbl.key)) in added else "packaged"
+    if format is CatalogFormat.json:
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        return
+    if format is CatalogFormat.csv:
+        writer = csvlib.DictWriter(sys.stdout, fieldnames=tbl.columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: cat.cell_text(v) for k, v in r.items()} for r in records)
+        return
+    from rich.table import Table
+
+    view = Table(title=f"{tbl.name}: {tbl.about}", show_lines=False)
+    for column in [*tbl.columns, "from"]:
+        view.add_column(column, overflow="fold", no_wrap=column in tbl.key)
+    for r in records:
+        view.add_row(*(cat.cell_text(r[c]) for c in [*tbl.columns, "from"]))
+    _console().print(view)
 
 
 PreviewFormat = TableOrJson

@@ -74,6 +74,14 @@ def mutate(fn):
     return spec
 
 
+# A system the packaged catalog lacks, as a spec's catalog overlay adds it.
+SYSTEM_ROW = {"id": "my-hgx", "name": "Custom HGX H100", "gpu": "h100-sxm", "gpus_per_node": 8,
+              "nvlink_domain_gpus": 8, "node_kw": 10.2, "rack_units": 8, "nodes_per_rack": None, "nvswitch": True,
+              "fabric_manager": True, "nvlsm": False, "imex": False, "cpu_arch": "x86_64", "compute_nics": 8,
+              "nic_gbps": 400, "source": "vendor quote, 2026-11"}
+HW_ROW = {"system": "my-hgx", "sockets": 2, "cores_per_socket": 48, "threads_per_core": 2, "memory_gib": 2048,
+          "source": "vendor quote, 2026-11"}
+
 CASES = [
     # (check, mutation, expected path, words in the message)
     ("unique-names", lambda s: s["pools"][1].update(name="dgx"), ("pools", 1, "name"), "duplicate name"),
@@ -139,6 +147,15 @@ CASES = [
     ("rack-power", lambda s: (s["pools"][0].update(system="gb200-nvl72", nodes=18), s["sites"][0].update(rack_kw=40)),
      ("pools", 0, "system"), "over site dc1's 40 kW per rack"),
     ("rack-power", lambda s: s["sites"][0].update(rack_kw=8), ("pools", 0, "system"), "draws 10.2 kW"),
+    ("catalog-overlay", lambda s: s.update(catalog={"node_hardware": [dict(HW_ROW, sockets="two")]}),
+     ("catalog", "node_hardware", 0, "sockets"), "expected int"),
+    ("catalog-overlay", lambda s: s.update(catalog={"nccl_env": [
+        {"scope": "system", "key": "dgx-h100", "variable": "NCCL_DEBUG", "value": "$(touch /tmp/pwned)",
+         "source": "x"}]}), ("catalog", "nccl_env", 0, "value"), "must be a value of letters"),
+    ("catalog-overlay", lambda s: s.update(catalog={"systems": [dict(SYSTEM_ROW, source="see {{ lookup('pipe','id') }}")]}),
+     ("catalog", "systems", 0, "source"), "without braces"),
+    ("catalog-overlay", lambda s: s.update(catalog={"switches": [{"id": "qm9800"}]}),
+     ("catalog", "switches", 0), "missing column 'name'"),
 ]
 
 
@@ -233,16 +250,32 @@ def test_refs_errors_stop_before_sizing():
     assert result.plan is None and result.errors
 
 
-def test_slurm_hardware_row_must_exist(monkeypatch):
-    from aifactory.render import tables
-
-    rows = dict(tables.node_hardware())
-    rows.pop("dgx-h100")
-    monkeypatch.setattr(tables, "node_hardware", lambda: rows)
-    found, _ = errors(base(), "slurm-hardware")
-    assert [f.path for f in found] == [("pools", 0, "system")] and "node_hardware.csv" in found[0].message
-    spec = mutate(lambda s: s["pools"][0].update(scheduler="none"))
+def test_slurm_hardware_row_must_exist():
+    spec = mutate(lambda s: (s.update(catalog={"systems": [SYSTEM_ROW]}), s["pools"][0].update(system="my-hgx")))
+    found, _ = errors(spec, "slurm-hardware")
+    assert [f.path for f in found] == [("pools", 0, "system")] and "node_hardware" in found[0].message
+    spec["pools"][0]["scheduler"] = "none"
     assert errors(spec, "slurm-hardware")[0] == []
+    spec["pools"][0]["scheduler"] = "slurm"
+    spec["catalog"]["node_hardware"] = [HW_ROW]
+    assert errors(spec, "slurm-hardware")[0] == []
+
+
+def test_catalog_overlay_reaches_the_plan_and_replaces_rows():
+    """A spec's rows are what the checks, the sizing and the plan see; a row with a packaged key
+    replaces that row, and the plan records the overlay so a plan file renders the same."""
+    spec = mutate(lambda s: (s.update(catalog={"systems": [SYSTEM_ROW, dict(SYSTEM_ROW, id="dgx-h100", node_kw=12.0)],
+                                              "node_hardware": [HW_ROW]}),
+                             s["pools"].append({"name": "mine", "site": "dc1", "provider": "onprem",
+                                                "system": "my-hgx", "nodes": 2, "fabric": "ib"})))
+    result = validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=TODAY)
+    assert result.errors == []
+    plan = result.plan
+    assert plan.pool("mine").gpus == 16
+    assert plan.catalog().systems["dgx-h100"].node_kw == 12.0
+    from aifactory.catalog import load
+    assert load().systems["dgx-h100"].node_kw == 10.2  # the packaged row, outside the plan
+    assert sorted(name for name, _ in plan.catalog_overlay) == ["node_hardware", "systems", "systems"]
 
 
 def test_hosts_without_ip_warn_once_per_pool():
@@ -300,7 +333,7 @@ def test_checks_command_lists_every_registered_check():
         assert len(c["rationale"]) > 20 and "\n" not in c["rationale"]
     table = subprocess.run([sys.executable, "-m", "aifactory", "checks"], capture_output=True, text=True,
                            check=True).stdout.splitlines()
-    assert len(table) == len(checks.CHECKS) and table[0].startswith("unique-names")
+    assert len(table) == len(checks.CHECKS) and table[0].startswith("catalog-overlay")
 
 
 def test_a_cuda_minor_older_than_every_nccl_build_warns():

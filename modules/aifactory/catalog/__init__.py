@@ -1,32 +1,84 @@
-"""The catalog: versioned flat CSV tables (``data/v1``) with typed accessors.
+"""The catalog: versioned flat CSV tables (``data/v1``) with typed accessors, and the one loader.
 
-Every table has one schema, declared here as a frozen dataclass; the loader converts each
-cell by the field's annotation and refuses rows that do not parse. Loading happens once
-per process (the tables are small) and lookups are dictionary hits.
+Every table has one schema, declared here as a frozen dataclass and listed in :data:`TABLES`
+with the columns that key a row. The loader converts each cell by the field's annotation,
+holds every text cell to a shape (:class:`Cell`) and refuses rows that do not parse, naming the
+file and line. Every row carries its ``source``.
+
+The packaged tables can be extended without editing the package, by an *overlay*: rows that add
+to a table or replace the row with the same key, checked against the same schema. An overlay
+comes from the folder named by ``AIFACTORY_CATALOG`` (CSV files named as the tables, same
+columns) or from ``catalog:`` in a factory spec; the plan records the overlay it was made with,
+so a plan file renders the same wherever it is read. Loading happens once per overlay and
+lookups are dictionary hits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import difflib
+import functools
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from importlib import resources
-from typing import Optional
+from pathlib import Path
+from typing import Annotated, Iterator, Mapping, Optional, Sequence
+
+from ..errors import AifactoryError, format_path
 
 SCHEMA_VERSION = "v1"
+ENV_OVERLAY = "AIFACTORY_CATALOG"
 
 
-class CatalogError(Exception):
-    """A catalog table is malformed (a packaging defect, not a user error)."""
+class CatalogError(AifactoryError):
+    """A catalog table is malformed. For the packaged tables a packaging defect; for an overlay a
+    user error, with the file (or spec path) and line in the message. ``problem`` is the message
+    without its place, ``column`` the column it is about (when it is about one) and ``path`` the
+    place in a spec's ``catalog:`` mapping."""
+
+    def __init__(self, message: str, problem: str | None = None, column: str | None = None,
+                 path: tuple = ()) -> None:
+        super().__init__(message)
+        self.problem = problem or message
+        self.column = column
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The shape every text value of a column must have, in the packaged tables and in any
+    overlay alike: catalog text reaches package managers, config files and shell profiles."""
+
+    pattern: str
+    what: str
+
+    def check(self, value: str) -> Optional[str]:
+        return None if re.fullmatch(self.pattern, value) else f"must be {self.what}"
+
+
+# Ids, names of packages and services, versions and dates: a word that can never read as an option.
+WORD = Cell(r"[A-Za-z0-9][A-Za-z0-9._+/:~-]{0,63}", "a word of letters, digits and ._+/:~- (at most 64)")
+# One line of prose for people (names, help texts, sources): no control characters, no braces,
+# no shell or template metacharacters.
+PROSE = Cell(r"[^\x00-\x1f\x7f{}$`\\]{1,400}", "one line of text without braces, '$', '`' or '\\' (at most 400)")
+ENV_NAME = Cell(r"[A-Z][A-Z0-9_]{0,63}", "an environment variable name in capitals")
+ENV_VALUE = Cell(r"[A-Za-z0-9^=,._/:+-]{1,256}", "a value of letters, digits and ^=,._/:+-")
+
+Prose = Annotated[str, PROSE]
+EnvName = Annotated[str, ENV_NAME]
+EnvValue = Annotated[str, ENV_VALUE]
 
 
 @dataclass(frozen=True)
 class Gpu:
     id: str
-    name: str
+    name: Prose
     vendor: str
     architecture: str
     compute_capability: Optional[str]
@@ -34,7 +86,7 @@ class Gpu:
     tdp_w: int
     nvlink_gbytes_s: int
     open_modules_required: bool
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
@@ -43,7 +95,7 @@ class Architecture:
     vendor: str
     first_cuda: Optional[str]
     min_driver: Optional[str]
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
@@ -51,7 +103,7 @@ class CudaRelease:
     cuda: str
     min_driver: str
     compat_min_driver: str
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
@@ -63,7 +115,7 @@ class DriverBranch:
     latest: Optional[str]
     default_cuda: Optional[str]
     fabric_manager_package_versioned: bool
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
@@ -74,7 +126,7 @@ class DcgmRelease:
     service: str
     min_driver: str
     below_driver: Optional[str]
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
@@ -82,26 +134,26 @@ class NcclRelease:
     cuda_major: int
     version: str
     cuda_build: str
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
 class Switch:
     id: str
-    name: str
+    name: Prose
     vendor: str
     fabric: str
     ports: int
     port_gbps: int
     rack_units: int
     power_w: int
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
 class OnpremSystem:
     id: str
-    name: str
+    name: Prose
     gpu: str
     gpus_per_node: int
     nvlink_domain_gpus: int
@@ -115,7 +167,7 @@ class OnpremSystem:
     cpu_arch: str
     compute_nics: int
     nic_gbps: int
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
@@ -135,7 +187,7 @@ class InstanceType:
     fabric_nics: int
     nic_gbps: int
     mtu: Optional[int]
-    source: str
+    source: Prose
 
 
 @dataclass(frozen=True)
@@ -166,44 +218,254 @@ class System:
         return self.nodes_per_rack is not None
 
 
+@dataclass(frozen=True)
+class NodeHardware:
+    """Host CPU topology and memory of a system, for Slurm's node lines."""
+
+    system: str
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    memory_gib: int
+    source: Prose
+
+    @property
+    def cores(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+    @property
+    def cpus(self) -> int:
+        return self.cores * self.threads_per_core
+
+
+NCCL_SCOPES = ("fabric", "provider", "provider-fabric", "system")  # lowest precedence first
+
+
+@dataclass(frozen=True)
+class NcclVar:
+    """One NCCL (or libfabric) variable for a scope: a fabric type, a provider, a provider and
+    fabric (``gcp/roce``) or a system; a later scope replaces a variable set by an earlier one."""
+
+    scope: str
+    key: str
+    variable: EnvName
+    value: EnvValue
+    source: Prose
+
+
+@dataclass(frozen=True)
+class DcgmCounter:
+    """One dcgm-exporter counter; ``requires`` is ``all``, ``nvlink`` or ``row_remap``."""
+
+    field: EnvName
+    type: str
+    requires: str
+    help: Prose
+    source: Prose
+
+
 ONPREM_FABRICS = ("infiniband", "roce", "ethernet")
 FABRIC_TYPES = ("infiniband", "roce", "ethernet", "efa", "gpudirect-tcpx", "gpudirect-tcpxo")
 PROVIDERS = ("onprem", "lab", "aws", "gcp", "azure", "oci")
 
 
+@dataclass(frozen=True)
+class Table:
+    """A catalog table: its file, its record and the columns that key a row (an overlay row with
+    the key of a packaged row replaces it)."""
+
+    name: str
+    record: type
+    key: tuple[str, ...]
+    about: str
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.csv"
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in fields(self.record)]
+
+    def key_of(self, row) -> tuple:
+        return tuple(getattr(row, k) for k in self.key)
+
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    Table("gpus", Gpu, ("id",), "GPUs: memory, power, NVLink bandwidth, architecture"),
+    Table("architectures", Architecture, ("architecture",), "GPU architectures: first CUDA and minimum driver"),
+    Table("cuda", CudaRelease, ("cuda",), "CUDA releases and their minimum drivers"),
+    Table("driver_branches", DriverBranch, ("branch",), "NVIDIA data center driver branches and their support"),
+    Table("dcgm", DcgmRelease, ("dcgm_major", "cuda_major"), "DCGM packages per major and CUDA major"),
+    Table("nccl", NcclRelease, ("cuda_build",), "libnccl2 builds per CUDA minor"),
+    Table("switches", Switch, ("id",), "fabric switches: ports, speed, power"),
+    Table("systems", OnpremSystem, ("id",), "on-prem systems (DGX, HGX, NVL72)"),
+    Table("instance_types", InstanceType, ("id",), "cloud GPU instance types"),
+    Table("node_hardware", NodeHardware, ("system",), "host CPUs and memory per system, for Slurm"),
+    Table("nccl_env", NcclVar, ("scope", "key", "variable"), "NCCL variables per fabric, provider and system"),
+    Table("dcgm_counters", DcgmCounter, ("field",), "dcgm-exporter counters"),
+)}
+
+
+def table(name: str) -> Table:
+    """The table called ``name`` (``branches`` is accepted for ``driver_branches``)."""
+    name = {"branches": "driver_branches"}.get(name, name)
+    if name not in TABLES:
+        raise CatalogError(f"unknown catalog table {name!r}; choose one of {', '.join(TABLES)}")
+    return TABLES[name]
+
+
+def cell_text(value) -> str:
+    """A YAML scalar of an overlay in the spelling of a CSV cell (``true``, ``12``, empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise CatalogError("must be a single value (text, number or true/false)")
+
+
+def _bad(where: str, problem: str) -> CatalogError:
+    return CatalogError(f"{where}: {problem}", problem)
+
+
 def _convert(value: str, annotation, where: str):
-    target = annotation
-    origin = typing.get_origin(annotation)
+    target, shape = annotation, None
+    if typing.get_origin(target) is Annotated:
+        target, *extras = typing.get_args(target)
+        shape = next((e for e in extras if isinstance(e, Cell)), None)
+    origin = typing.get_origin(target)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        args = [a for a in typing.get_args(target) if a is not type(None)]
         if value == "":
             return None
         target = args[0]
     if target is bool:
         if value not in ("true", "false"):
-            raise CatalogError(f"{where}: expected true/false, got {value!r}")
+            raise _bad(where, f"expected true/false, got {value[:40]!r}")
         return value == "true"
     if target in (int, float):
         try:
-            return target(value)
+            number = target(value)
         except ValueError:
-            raise CatalogError(f"{where}: expected {target.__name__}, got {value!r}") from None
+            raise _bad(where, f"expected {target.__name__}, got {value[:40]!r}") from None
+        if number != number or number in (float("inf"), float("-inf")) or number < 0:
+            raise _bad(where, f"expected a finite number of at least 0, got {value[:40]!r}")
+        return number
     if value == "":
-        raise CatalogError(f"{where}: empty value")
+        raise _bad(where, "empty value")
+    problem = (shape or WORD).check(value)
+    if problem:
+        raise _bad(where, problem)
     return value
 
 
-def _load_table(name: str, record: type) -> list:
-    hints = typing.get_type_hints(record)
-    names = [f.name for f in fields(record)]
-    text = resources.files(__package__).joinpath("data", SCHEMA_VERSION, name).read_text(encoding="utf-8")
+def parse_row(tbl: Table, cells: Mapping[str, str], where: str):
+    """One record of ``tbl`` from its cells as text; :class:`CatalogError` naming ``where`` and
+    the column for the first cell that does not fit the schema."""
+    hints = typing.get_type_hints(tbl.record, include_extras=True)
+    unknown = sorted(set(cells) - set(tbl.columns))
+    if unknown:
+        problem = f"unknown column {unknown[0]!r} (columns: {', '.join(tbl.columns)})"
+        raise CatalogError(f"{where}: {problem}", problem, unknown[0])
+    missing = [c for c in tbl.columns if c not in cells]
+    if missing:
+        problem = f"missing column {missing[0]!r}"
+        raise CatalogError(f"{where}: {problem}", problem)
+    values = {}
+    for k in tbl.columns:
+        try:
+            values[k] = _convert(cells[k], hints[k], k)
+        except CatalogError as exc:
+            raise CatalogError(f"{where}: {exc}", exc.problem, k) from None
+    return tbl.record(**values)
+
+
+def parse_csv(tbl: Table, text: str, file: str) -> list:
+    """The rows of a CSV file holding table ``tbl`` (header = the schema's columns, in order)."""
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames != names:
-        raise CatalogError(f"{name}: columns {reader.fieldnames} do not match schema {names}")
+    if reader.fieldnames != tbl.columns:
+        raise CatalogError(f"{file}: columns {reader.fieldnames} do not match schema {tbl.columns}")
     rows = []
     for lineno, row in enumerate(reader, start=2):
-        rows.append(record(**{k: _convert(row[k], hints[k], f"{name}:{lineno}: {k}") for k in names}))
+        if None in row or any(v is None for v in row.values()):
+            raise CatalogError(f"{file}:{lineno}: expected {len(tbl.columns)} cells")
+        rows.append(parse_row(tbl, row, f"{file}:{lineno}"))
     return rows
+
+
+@lru_cache(maxsize=None)
+def packaged(name: str) -> tuple:
+    """The rows of a packaged table, parsed once per process."""
+    tbl = TABLES[name]
+    text = resources.files(__package__).joinpath("data", SCHEMA_VERSION, tbl.file).read_text(encoding="utf-8")
+    return tuple(parse_csv(tbl, text, f"catalog/data/{SCHEMA_VERSION}/{tbl.file}"))
+
+
+# An overlay as data: ((table, ((column, text), ...)), ...) in order; hashable, so the catalog it
+# makes is cached, and exactly what a plan records.
+Overlay = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def overlay_rows(overlay: Overlay) -> dict[str, list]:
+    """The overlay's rows per table, parsed against the schema."""
+    out: dict[str, list] = {}
+    for i, (name, cells) in enumerate(overlay):
+        tbl = table(name)
+        out.setdefault(tbl.name, []).append(parse_row(tbl, dict(cells), f"catalog overlay row {i + 1} ({tbl.name})"))
+    return out
+
+
+def overlay_from_spec(data: Mapping[str, Sequence[Mapping]]) -> Overlay:
+    """The overlay of a spec's ``catalog:`` mapping (table -> list of rows), every row checked
+    against its table's schema; :class:`CatalogError` with the ``path`` of the first bad cell,
+    ``("catalog", table[, index[, column]])``."""
+    def fail(path: tuple, problem: str, column: str | None = None):
+        return CatalogError(f"{format_path(path)}: {problem}", problem, column, path)
+
+    out = []
+    for name, rows in data.items():
+        try:
+            tbl = table(name)
+        except CatalogError as exc:
+            raise fail(("catalog", name), str(exc)) from None
+        for i, row in enumerate(rows):
+            cells = {}
+            for column, value in row.items():
+                try:
+                    cells[str(column)] = cell_text(value)
+                except CatalogError as exc:
+                    raise fail(("catalog", name, i, column), f"{column}: {exc}", str(column)) from None
+            try:
+                parse_row(tbl, cells, "")
+            except CatalogError as exc:
+                path = ("catalog", name, i) + ((exc.column,) if exc.column in row else ())
+                raise fail(path, exc.problem, exc.column) from None
+            out.append((tbl.name, tuple((c, cells[c]) for c in tbl.columns)))
+    return tuple(out)
+
+
+def overlay_from_folder(folder: Path) -> Overlay:
+    """The overlay in ``folder``: a CSV file per table it extends, named and laid out as the
+    packaged one (``systems.csv`` ...). Any other ``*.csv`` is an error, so a typo is not ignored."""
+    from ..files import ReadError, read_text
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CatalogError(f"{ENV_OVERLAY}={folder}: not a folder")
+    out = []
+    for path in sorted(folder.glob("*.csv")):
+        tbl = TABLES.get(path.stem)
+        if tbl is None:
+            raise CatalogError(f"{path}: no catalog table {path.stem!r}; tables: {', '.join(TABLES)}")
+        try:
+            text = read_text(path, 16 << 20, "catalog overlay")
+        except ReadError as exc:
+            raise CatalogError(str(exc)) from None
+        parse_csv(tbl, text, str(path))  # every row checked, with its line, before any is used
+        out += [(tbl.name, tuple((c, cells[c]) for c in tbl.columns)) for cells in csv.DictReader(text.splitlines())]
+    return tuple(out)
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -212,21 +474,35 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 class Catalog:
-    """Typed, indexed view of every table. Use :func:`load` to get the shared instance."""
+    """Typed, indexed view of every table: the packaged rows, then the overlay's. Use
+    :func:`load` to get the shared instance for an overlay."""
 
-    def __init__(self) -> None:
-        self.gpus = {g.id: g for g in _load_table("gpus.csv", Gpu)}
-        self.architectures = {a.architecture: a for a in _load_table("architectures.csv", Architecture)}
-        self.cuda = {c.cuda: c for c in _load_table("cuda.csv", CudaRelease)}
-        self.branches = {b.branch: b for b in _load_table("driver_branches.csv", DriverBranch)}
-        self.dcgm = _load_table("dcgm.csv", DcgmRelease)
+    def __init__(self, overlay: Overlay = ()) -> None:
+        self.overlay = overlay
+        extra = overlay_rows(overlay)
+        self.rows: dict[str, tuple] = {}
+        for name, tbl in TABLES.items():
+            merged = {tbl.key_of(r): r for r in packaged(name)}
+            for r in extra.get(name, ()):
+                merged[tbl.key_of(r)] = r
+            self.rows[name] = tuple(merged.values())
+        self.gpus = {g.id: g for g in self.rows["gpus"]}
+        self.architectures = {a.architecture: a for a in self.rows["architectures"]}
+        self.cuda = {c.cuda: c for c in self.rows["cuda"]}
+        self.branches = {b.branch: b for b in self.rows["driver_branches"]}
+        self.dcgm = list(self.rows["dcgm"])
         # Every build, oldest CUDA first: the lock takes, per locked CUDA minor, the newest at or below it.
-        self.nccl = sorted(_load_table("nccl.csv", NcclRelease), key=lambda n: version_key(n.cuda_build))
-        self.switches = {s.id: s for s in _load_table("switches.csv", Switch)}
+        self.nccl = sorted(self.rows["nccl"], key=lambda n: version_key(n.cuda_build))
+        self.switches = {s.id: s for s in self.rows["switches"]}
+        self.node_hardware = {h.system: h for h in self.rows["node_hardware"]}
+        self.nccl_env = self.rows["nccl_env"]
+        self.dcgm_counters = self.rows["dcgm_counters"]
         self.systems: dict[str, System] = {}
-        for s in _load_table("systems.csv", OnpremSystem):
+        for s in self.rows["systems"]:
             self._add_system(s.id, "onprem", s, s.rack_units, s.nodes_per_rack, s.compute_nics, ONPREM_FABRICS, None)
-        for t in _load_table("instance_types.csv", InstanceType):
+        for t in self.rows["instance_types"]:
+            if t.id in self.systems:
+                raise CatalogError(f"instance type {t.id}: the id is already an on-prem system")
             self._add_system(t.id, t.provider, t, 0, None, t.fabric_nics, (t.fabric, "ethernet"), t.mtu)
         self._check_references()
 
@@ -248,6 +524,26 @@ class Catalog:
         for b in self.branches.values():
             if b.latest and b.latest.split(".")[0] != b.branch:
                 raise CatalogError(f"driver branch {b.branch}: latest {b.latest} is not on the branch")
+        for s in self.systems.values():
+            if s.provider not in PROVIDERS:
+                raise CatalogError(f"instance type {s.id}: unknown provider {s.provider!r}")
+            if s.gpus_per_node < 1 or s.node_kw <= 0:
+                raise CatalogError(f"system {s.id}: needs at least one GPU and a power draw above 0 kW")
+        for v in self.nccl_env:
+            if v.scope not in NCCL_SCOPES:
+                raise CatalogError(f"nccl_env {v.variable}: unknown scope {v.scope!r}; scopes: {', '.join(NCCL_SCOPES)}")
+        for c in self.dcgm_counters:
+            if c.requires not in ("all", "nvlink", "row_remap") or c.type not in ("gauge", "counter"):
+                raise CatalogError(f"dcgm_counters {c.field}: type must be gauge or counter and requires "
+                                   "all, nvlink or row_remap")
+
+    def hardware_for(self, system: str) -> NodeHardware:
+        """Sockets, cores and memory of ``system``; the ``slurm-hardware`` check makes sure a
+        Slurm pool's system has a row before anything is rendered."""
+        try:
+            return self.node_hardware[system]
+        except KeyError:
+            raise CatalogError(f"system {system!r} has no row in the node_hardware table") from None
 
     # -- lookups -------------------------------------------------------------------------
     def system(self, system_id: str) -> System | None:
@@ -281,6 +577,49 @@ class Catalog:
         return None
 
 
-@lru_cache(maxsize=1)
-def load() -> Catalog:
-    return Catalog()
+_ACTIVE: contextvars.ContextVar[Optional[Overlay]] = contextvars.ContextVar("aifactory_catalog_overlay", default=None)
+
+
+@lru_cache(maxsize=16)
+def _catalog(overlay: Overlay) -> Catalog:
+    return Catalog(overlay)
+
+
+@lru_cache(maxsize=4)
+def _env_overlay(folder: str) -> Overlay:
+    return overlay_from_folder(Path(folder))
+
+
+def env_overlay() -> Overlay:
+    """The overlay in the folder named by ``AIFACTORY_CATALOG`` (none when it is unset)."""
+    folder = os.environ.get(ENV_OVERLAY)
+    return _env_overlay(folder) if folder else ()
+
+
+def load(overlay: Overlay | None = None) -> Catalog:
+    """The catalog for ``overlay``. Without one: the overlay in force (see :func:`using`), else
+    the one ``AIFACTORY_CATALOG`` names, else the packaged tables alone."""
+    if overlay is None:
+        overlay = _ACTIVE.get()
+    return _catalog(env_overlay() if overlay is None else overlay)
+
+
+def with_plan_catalog(fn):
+    """Decorate a function whose first argument is a plan: it runs with the plan's overlay in
+    force, so every catalog lookup beneath it (:func:`load`) reads the rows the plan was made with."""
+    @functools.wraps(fn)
+    def wrapper(plan, *args, **kwargs):
+        with using(plan.catalog_overlay):
+            return fn(plan, *args, **kwargs)
+    return wrapper
+
+
+@contextlib.contextmanager
+def using(overlay: Overlay) -> Iterator[Catalog]:
+    """Make ``overlay`` the one :func:`load` returns inside the block: a plan made with an overlay
+    is rendered, configured and deployed with the rows it was planned with, and nothing else."""
+    token = _ACTIVE.set(tuple(overlay))
+    try:
+        yield load()
+    finally:
+        _ACTIVE.reset(token)

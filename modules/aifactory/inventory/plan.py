@@ -22,6 +22,7 @@ import yaml
 
 from ..catalog import Catalog
 from ..catalog import load as load_catalog
+from ..catalog import with_plan_catalog
 from ..plan import software
 from ..plan.model import Plan, PoolPlan
 
@@ -226,6 +227,7 @@ def _domain_hosts(pool: PoolPlan, domain: list[tuple[str, str]]) -> list[str]:
     return [pool.host_range(first, last)]
 
 
+@with_plan_catalog
 def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
     """Relative path -> file content for ``inventory/`` (hosts.yml and group_vars); deterministic."""
     catalog = catalog or load_catalog()

@@ -269,10 +269,10 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
 
     say("[bold]5/6 health[/] versions read back from each node vs the lock "
         "(GPU checks skipped: lab nodes have no GPU)")
-    from ..catalog import load as load_catalog
+    from ..catalog import using
 
-    catalog = load_catalog()
-    variables = {p.name: pool_vars(p, plan, catalog) for p in plan.pools}
+    with using(plan.catalog_overlay) as catalog:
+        variables = {p.name: pool_vars(p, plan, catalog) for p in plan.pools}
     reports = [check_node(n, plan.software, variables[n.pool]) for n in nodes]
     lap("health")
     return UpResult(plan.name, nodes, len(rendered.written), changed, result.rc, result.failed_hosts, reports, seconds)

@@ -38,7 +38,11 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
     """Run every check and size the factory; never raises for a bad spec."""
     catalog = catalog or load_catalog()
     ctx = checks.Context(spec.factory, spec.doc, catalog, today=today or _dt.date.today())
-    findings = checks.run(ctx, checks.phase("refs"))
+    findings = checks.run(ctx, ["catalog-overlay"])
+    if findings:
+        return PlanResult(None, findings)
+    catalog = ctx.catalog  # with the spec's own rows, if it adds any
+    findings = checks.run(ctx, [n for n in checks.phase("refs") if n != "catalog-overlay"])
     if any(f.severity == "error" for f in findings):
         return PlanResult(None, findings)
     systems = [catalog.systems[p.system] for p in spec.factory.pools]
@@ -52,6 +56,7 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
             access=AccessPlan(admin_cidrs=list(f.access.admin_cidrs), ssh_user=f.access.ssh_user),
             pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
             warnings=[w.render() for w in findings if w.severity == "warning"],
+            catalog_overlay=catalog.overlay,
         )
     except ValidationError:
         if any(x.severity == "error" for x in findings):  # the checks already said what is wrong

@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, NamedTuple, Optional
 
-from ..catalog import ONPREM_FABRICS, Catalog, System, version_key
+from ..catalog import ONPREM_FABRICS, Catalog, CatalogError, System, overlay_from_spec, version_key
+from ..catalog import load as load_catalog
 from ..errors import Finding
 from ..text import a_fabric, fabric_name
 from ..spec import Document, Factory
@@ -98,6 +99,21 @@ def phase(name: str) -> list[str]:
 
 # --- refs ------------------------------------------------------------------------------
 
+@check("catalog-overlay", "refs", "error",
+       "rows a spec adds to the catalog must fit the table's schema; every later check reads them")
+def catalog_overlay(ctx: Context):
+    """Runs first: on success every later check, the sizing and the plan use the catalog with
+    the spec's rows (``ctx.catalog`` is replaced); on failure nothing else runs."""
+    if not ctx.factory.catalog:
+        return
+    try:
+        overlay = ctx.catalog.overlay + overlay_from_spec(ctx.factory.catalog)
+        ctx.catalog = load_catalog(overlay)
+    except CatalogError as exc:
+        yield Issue(exc.path or ("catalog",), exc.problem,
+                    "see `aifactory catalog TABLE` for the columns and an example row")
+
+
 @check("unique-names", "refs", "error",
        "names become host names, groups and resource names; a second host with one MAC or IP takes the first one's lease")
 def unique_names(ctx: Context):
@@ -140,12 +156,10 @@ def slurm_names(ctx: Context):
 @check("slurm-hardware", "refs", "error",
        "Slurm node lines need each system's sockets, cores and memory")
 def slurm_hardware(ctx: Context):
-    from ..render.tables import node_hardware  # sockets, cores and memory for the Slurm node lines
-
-    rows = node_hardware()
+    rows = ctx.catalog.node_hardware
     for i, pool in enumerate(ctx.factory.pools):
         if pool.scheduler == "slurm" and ctx.system(pool) is not None and pool.system not in rows:
-            yield Issue(("pools", i, "system"), f"{pool.system} has no row in templates/slurm/node_hardware.csv: "
+            yield Issue(("pools", i, "system"), f"{pool.system} has no row in the catalog table node_hardware: "
                         "Slurm node lines need its sockets, cores and memory",
                         "add the row, or use scheduler: kubernetes or none for this pool")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from ..errors import AifactoryError, format_path
 from ..fields import (
@@ -175,6 +175,26 @@ class AccessPlan(_Frozen):
     ssh_user: Name = "aifactory"
 
 
+def _overlay(value):
+    """A plan's catalog overlay must be one the catalog accepts, with the same checks as a spec's."""
+    from ..catalog import CatalogError
+    from ..catalog import load as load_catalog
+
+    try:
+        load_catalog(value)
+    except CatalogError as exc:
+        raise ValueError(f"catalog overlay: {exc}") from None
+    return value
+
+
+# (table, ((column, text), ...)) per row, in order: aifactory.catalog.Overlay, as the plan keeps it.
+CatalogOverlay = Annotated[
+    tuple[tuple[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,40}$")],
+                tuple[tuple[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")],
+                            Annotated[str, StringConstraints(max_length=400)]], ...]], ...],
+    Field(max_length=100_000), AfterValidator(_overlay)]
+
+
 class Plan(_Frozen):
     name: Name
     description: Optional[Prose] = None
@@ -185,6 +205,7 @@ class Plan(_Frozen):
     sites: list[SitePower]
     software: SoftwareLock
     warnings: list[Line] = Field(default_factory=list, max_length=10_000)
+    catalog_overlay: CatalogOverlay = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Plan":
@@ -204,6 +225,12 @@ class Plan(_Frozen):
             if len(p.hosts) > p.nodes:
                 raise ValueError(f"pool {p.name} declares {len(p.hosts)} hosts for {p.nodes} nodes")
         return self
+
+    def catalog(self):
+        """The catalog this plan was made with: the packaged tables and the plan's overlay."""
+        from ..catalog import load as load_catalog
+
+        return load_catalog(self.catalog_overlay)
 
     def pool(self, name: str) -> PoolPlan:
         return next(p for p in self.pools if p.name == name)
@@ -236,6 +263,8 @@ class Plan(_Frozen):
         """``plan.json``: the model, plus the totals and power that reports and diff read."""
         data: dict[str, Any] = {"schema_version": PLAN_SCHEMA_VERSION}
         data.update(self.model_dump(mode="json"))
+        if not self.catalog_overlay:  # a plan made with the packaged catalog alone says nothing of it
+            del data["catalog_overlay"]
         data["totals"] = self.totals
         data["power"] = self.power
         return data

@@ -7,7 +7,7 @@ process on the node. SSH keys come from the provider's key mechanism, not from h
 
 from __future__ import annotations
 
-from ..catalog import Catalog
+from ..catalog import Catalog, with_plan_catalog
 from ..plan.model import Plan, PoolPlan
 from .environment import render
 
@@ -55,6 +55,7 @@ def files(plan: Plan, catalog: Catalog, rendered: dict[str, str]) -> dict[str, s
     return out
 
 
+@with_plan_catalog
 def user_data_for(plan: Plan, pool: PoolPlan, catalog: Catalog | None = None) -> str:
     """The user data of ``pool``, exactly as ``aifactory render`` writes it to
     ``cloud-init/<pool>/user-data.yaml``: what each cloud component hands its instances."""

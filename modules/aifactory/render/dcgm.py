@@ -10,9 +10,9 @@ import csv
 import io
 
 from ..catalog import Catalog
+from ..catalog import load as load_catalog
 from ..plan.model import Plan, PoolPlan
 from .environment import render
-from .tables import dcgm_counters
 
 EXPORTER_PORT = 9400
 HOSTENGINE_PORT = 5555
@@ -26,7 +26,7 @@ def counters(pool: PoolPlan) -> list:
         have.add("nvlink")
     if pool.architecture in ROW_REMAP_ARCHITECTURES:
         have.add("row_remap")
-    return [c for c in dcgm_counters() if c.requires in have]
+    return [c for c in load_catalog().dcgm_counters if c.requires in have]
 
 
 def _counters_csv(pool: PoolPlan) -> str:

@@ -30,6 +30,7 @@ from .. import files
 from ..files import safe_relpath
 from ..catalog import Catalog
 from ..catalog import load as load_catalog
+from ..catalog import with_plan_catalog
 from ..errors import AifactoryError
 from ..plan import software
 from ..plan.model import Plan
@@ -64,6 +65,7 @@ def _plan_data(plan: Plan) -> dict:
     return data
 
 
+@with_plan_catalog
 def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
     """Relative path -> content of the whole deployment directory."""
     from .. import inventory

@@ -1,6 +1,6 @@
 """NCCL settings per pool: ``/etc/nccl.conf`` and an environment profile for shells and jobs.
 
-The values live in ``templates/nccl/nccl_env.csv`` with their sources; a pool gets the rows of
+The values live in the catalog table ``nccl_env`` with their sources; a pool gets the rows of
 its fabric type, then its provider, then provider+fabric, then its exact system, a later scope
 replacing a variable set by an earlier one.
 """
@@ -11,7 +11,7 @@ import shlex
 
 from ..plan.model import Plan, PoolPlan
 from .environment import render
-from .tables import nccl_vars
+from ..catalog import load as load_catalog
 
 
 def settings(pool: PoolPlan) -> list[dict]:
@@ -24,7 +24,7 @@ def settings(pool: PoolPlan) -> list[dict]:
     }
     chosen: dict[str, dict] = {}
     for scope in ("fabric", "provider", "provider-fabric", "system"):
-        for row in nccl_vars():
+        for row in load_catalog().nccl_env:
             if row.scope == scope and row.key == keys[scope]:
                 chosen[row.variable] = {"variable": row.variable, "value": row.value, "source": row.source}
     return [chosen[k] for k in sorted(chosen)]

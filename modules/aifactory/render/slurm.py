@@ -24,7 +24,6 @@ from ..catalog import Catalog
 from ..plan.model import FabricPlan, Plan, PoolPlan
 from . import hostlist as hl
 from .environment import render
-from .tables import hardware_for
 
 NVL72_DOMAIN_GPUS = 72
 # Kernel, firmware and the NVIDIA driver keep part of the installed memory; slurmd reports
@@ -68,7 +67,7 @@ def _device_range(first: int, last: int) -> str:
 
 def _node_line(group: NodeGroup, catalog: Catalog) -> dict:
     pool = group.pool
-    hw = hardware_for(pool.system)
+    hw = catalog.hardware_for(pool.system)
     system = catalog.systems[pool.system]
     features = [gres_type(pool.gpu), pool.architecture, pool.cpu_arch]
     if pool.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS:
@@ -88,7 +87,7 @@ def _node_line(group: NodeGroup, catalog: Catalog) -> dict:
 
 def _gres_lines(group: NodeGroup, catalog: Catalog) -> list[dict]:
     pool = group.pool
-    hw = hardware_for(pool.system)
+    hw = catalog.hardware_for(pool.system)
     vendor = catalog.systems[pool.system].gpu.vendor
     if vendor != "nvidia":
         # AMD GPUs are found through ROCm SMI; their /dev/dri render nodes are not numbered by GPU.

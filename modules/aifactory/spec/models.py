@@ -7,11 +7,11 @@ pattern here, before anything is built from it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
-from ..catalog import FABRIC_TYPES, PROVIDERS
+from ..catalog import FABRIC_TYPES, PROVIDERS, TABLES
 
 from ..fields import (  # noqa: F401 - re-exported: the spec's public types
     CatalogId,
@@ -107,6 +107,13 @@ class Access(_Model):
     ssh_user: Name = "aifactory"
 
 
+# A row of a catalog overlay as written in YAML: column -> one scalar. The cells are checked
+# against the table's own schema by the `catalog-overlay` check, which places each error.
+CatalogColumn = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
+CatalogCell = Union[StrictBool, StrictInt, StrictFloat, Annotated[str, StringConstraints(max_length=400)], None]
+CatalogRows = Annotated[list[dict[CatalogColumn, CatalogCell]], Field(max_length=10_000)]
+
+
 class Factory(_Model):
     name: Name
     description: Optional[Prose] = None
@@ -116,6 +123,10 @@ class Factory(_Model):
     sites: list[Site] = Field(min_length=1)
     fabrics: list[Fabric] = Field(default_factory=list)
     pools: list[Pool] = Field(min_length=1)
+    catalog: dict[Literal[tuple(TABLES)], CatalogRows] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="Rows added to catalog tables, or replacing the row with the same key "
+                    "(see `aifactory catalog TABLE` for each table's columns)")
 
 
 def json_schema() -> dict:
