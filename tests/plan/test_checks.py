@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import datetime as dt
 
 import pytest
@@ -180,7 +181,7 @@ def test_check_fails_with_located_error(check, mutation, path, words):
 
 def test_every_check_is_covered_by_a_failing_case():
     warning_only = {"non-nvidia", "host-addresses", "slurm-topology", "imex-domain", "nccl-build"}
-    covered = {c[0] for c in CASES} | warning_only | {"slurm-hardware"}  # the last: its own test below
+    covered = {c[0] for c in CASES} | warning_only | {"slurm-hardware", "stack-region"}  # the last two: their own tests below
     assert covered == set(checks.CHECKS)
 
 
@@ -356,3 +357,30 @@ def test_fill_that_leaves_fewer_nodes_than_declared_hosts_is_an_error_not_a_cras
 def test_a_pool_larger_than_a_10_gw_site_is_refused():
     found = load_errors(mutate(lambda s: s["pools"][1].update(nodes=2_000_001)))
     assert any(f.path == ("pools", 1, "nodes") and "2,000,000" in f.message for f in found)
+
+
+def test_stack_region_must_match_the_sites(tmp_path):
+    """A spec in a Pulumi project folder: each stack's provider region is where its pools are built."""
+    import shutil
+    from pathlib import Path
+
+    from aifactory import spec as specs
+
+    stack = Path(__file__).resolve().parents[2] / "stacks" / "multicloud"
+    for f in stack.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    assert [f for f in validate(specs.load(tmp_path / "factory.yaml"), today=TODAY).findings
+            if f.check == "stack-region"] == []
+    config = tmp_path / "Pulumi.dev.yaml"
+    text = config.read_text()
+    key = next(k for k in ("gcp:region", "aws:region") if k in text)
+    config.write_text(re.sub(rf"{key}: \S+", f"{key}: antarctica-south1", text))
+    loaded = specs.load(tmp_path / "factory.yaml")
+    (f,) = [f for f in validate(loaded, today=TODAY).findings if f.check == "stack-region"]
+    assert f.severity == "error" and "antarctica-south1" in f.message and f"{key} in Pulumi.dev.yaml:" in f.message
+    assert f.path[-1] == "region" and f.line == loaded.doc.line_of(f.path)
+    config.write_text(text)
+    (tmp_path / "Pulumi.prod.yaml").write_text(f"config:\n  {key}: mars-north1\n")
+    (f,) = [f for f in validate(specs.load(tmp_path / "factory.yaml"), today=TODAY).findings if f.check == "stack-region"]
+    assert "stack prod" in f.message

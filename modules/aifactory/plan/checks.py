@@ -246,6 +246,50 @@ def provider_zones(ctx: Context):
                         "add zones: [<zone of the pool's region>]")
 
 
+# The stack config key that sets the region of each cloud's default provider, which every
+# resource of a pool is created with.
+STACK_REGION_KEYS = {"aws": "aws:region", "gcp": "gcp:region", "azure": "azure-native:location", "oci": "oci:region"}
+
+
+@check("stack-region", "refs", "error",
+       "a cloud pool is built in its Pulumi stack's region: a site in another region would be built in the wrong "
+       "place, or fail on its zones", providers=tuple(STACK_REGION_KEYS))
+def stack_region(ctx: Context):
+    """For a spec inside a Pulumi project folder (stacks/<name>/factory.yaml), every stack config
+    beside it must set each used cloud's region to the region of that cloud's sites."""
+    from pathlib import Path
+
+    from ..errors import AifactoryError, SpecError
+    from ..preview import read_stack, valid_stack_name
+
+    folder = Path(ctx.doc.file).parent
+    if not ctx.doc.file or not (folder / "Pulumi.yaml").is_file():
+        return
+    sites = {s.name: s for s in ctx.factory.sites}
+    for path in sorted(folder.glob("Pulumi.*.yaml")):
+        stack = path.name[len("Pulumi."):-len(".yaml")]
+        if not valid_stack_name(stack):
+            continue
+        try:
+            files = read_stack(folder, stack, plain_only=False)
+        except (AifactoryError, SpecError):
+            continue  # `aifactory preview` reports a malformed stack file with its line
+        for i, pool in enumerate(ctx.factory.pools):
+            key = STACK_REGION_KEYS.get(pool.provider)
+            site = sites.get(pool.site)
+            wanted = pool.region or (site.region if site else None)
+            have = files.config.get(key) if key else None
+            if wanted is None or not isinstance(have, str) or have.lower() == wanted.lower():
+                continue
+            line = files.key_lines.get(key)
+            where = f"{path.name}:{line}" if line else path.name
+            yield Issue(("pools", i, "region") if pool.region else ("sites", list(sites).index(pool.site), "region"),
+                        f"pool {pool.name} is in {wanted}, but stack {stack} builds {pool.provider} resources in "
+                        f"{have} ({key} in {where})",
+                        f"set {key} to {wanted} in {path.name}, or put the pool in a site of {have}")
+            break  # one finding per stack file is enough to show it
+
+
 @check("provider-images", "refs", "error",
        "each cloud boots nodes from an image for the locked OS and the system's CPU architecture",
        providers=("aws", "gcp", "azure", "oci"))
