@@ -74,6 +74,9 @@ def test_component_class_dispatch():
     from aifactory.components import program
 
     assert program.component_class("aws").TYPE == "aifactory:aws:GpuPool"
-    assert program.component_class("onprem").TYPE == "aifactory:onprem:GpuPool"
+    assert program.component_class("onprem", declared_hosts=1).TYPE == "aifactory:onprem:GpuPool"
+    # Without declared hosts an on-prem pool creates nothing: the registry says so explicitly.
+    assert program.component_class("onprem") is program.InventoryPool
+    assert program.component_class("lab") is program.InventoryPool
     with pytest.raises(AifactoryError, match="no component for provider 'vmware'"):
         program.component_class("vmware")

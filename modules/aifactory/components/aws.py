@@ -136,7 +136,7 @@ class GpuPool(PoolComponent):
         node_tags = tags(base.ROLE_NODE)
         template = aws.ec2.LaunchTemplate(
             base.child(name, "template"),
-            image_id="resolve:ssm:" + base.aws_ami_parameter(plan.software.os, pool.cpu_arch),
+            image_id="resolve:ssm:" + self.image(),
             instance_type=pool.system,
             user_data=self.user_data(encoded=True),  # EC2 takes launch template user data base64-encoded
             update_default_version=True,

@@ -30,10 +30,7 @@ class GpuPool(PoolComponent):
 
     def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(name, pool, plan, opts)
-        image = base.AZURE_IMAGES.get(plan.software.os)
-        if image is None or pool.cpu_arch != "x86_64":
-            raise AifactoryError(f"software.os: Azure ND-series pools use the Ubuntu HPC images "
-                                 f"({', '.join(base.AZURE_IMAGES)} on x86_64); got {plan.software.os} on {pool.cpu_arch}")
+        image = dict(self.image())  # the Ubuntu HPC images: x86_64 only
         ssh_key = pulumi.Config("aifactory").get("sshPublicKey")
         if not ssh_key:
             raise AifactoryError(f"pools.{pool.name}: Azure VMs need an admin SSH public key (password login "

@@ -2,8 +2,11 @@
 
 This module stays light (no Pulumi provider SDK, no pulumi import at run time) because the
 dynamic inventory and the AWS preflight import the tag keys and the AMI parameters from here.
+What differs between providers (labels or tags, zones, images, inventory-only pools) is not
+here but in each provider's descriptor in :mod:`aifactory.providers`; the helpers below read it.
 
-The shape every provider module follows (``aws``, ``gcp``, ``azure``, ``oci``, ``onprem``, ``lab``):
+The shape every provider's component follows (built in: ``aws``, ``gcp``, ``azure``, ``oci``,
+``onprem``; ``lab`` pools and on-prem pools without hosts are ``pool.InventoryPool``):
 
 * a ``pulumi.ComponentResource`` subclass named ``GpuPool`` with type token
   ``aifactory:<provider>:GpuPool`` (class attribute ``TYPE``);
@@ -23,7 +26,10 @@ only hosts declared in the spec (name, MAC, BMC) get one Redfish-driven child ea
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
+
+from .. import providers
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pulumi
@@ -38,89 +44,52 @@ TAG_POOL = "aifactory:pool"
 TAG_ROLE = "aifactory:role"
 TAG_KEYS = (TAG_FACTORY, TAG_SITE, TAG_POOL, TAG_ROLE)
 
-# Providers whose tags are label-shaped (lowercase, no ':'); see :func:`labels`.
-LABEL_PROVIDERS = ("gcp", "oci")
-
 # The role of GPU nodes (other roles: network, security, placement, template, node-group, ...).
 ROLE_NODE = "node"
 
 # Output names every GpuPool registers, whatever the provider.
 OUTPUTS = ("node_group_ids", "network_ids", "inventory")
 
-# Deep Learning Base OSS Nvidia Driver GPU AMIs, published as public SSM parameters
-# (https://docs.aws.amazon.com/dlami/latest/devguide/appendix-ami-release-notes.html): the
-# driver, EFA installer and aws-ofi-nccl are baked in, so nodes join the fabric on first boot.
-# Debian has no DLAMI; its official AMIs are published under /aws/service/debian.
-AWS_AMI_PARAMETERS = {
-    ("ubuntu-22.04", "x86_64"): "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
-    ("ubuntu-24.04", "x86_64"): "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id",
-    ("ubuntu-22.04", "arm64"): "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
-    ("ubuntu-24.04", "arm64"): "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id",
-    ("debian-12", "x86_64"): "/aws/service/debian/release/12/latest/amd64",
-    ("debian-12", "arm64"): "/aws/service/debian/release/12/latest/arm64",
-}
+
+class _ZoneReasons(Mapping):
+    """``{provider: why its pools need a zone}``, read from the provider registry on each lookup
+    (so plugins count too)."""
+
+    def __getitem__(self, provider: str) -> str:
+        found = providers.find(provider)
+        if found is None or found.zone_required is None:
+            raise KeyError(provider)
+        return found.zone_required
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(providers.where(lambda p: p.zone_required is not None))
+
+    def __len__(self) -> int:
+        return len(providers.where(lambda p: p.zone_required is not None))
 
 
-# GCP: plain OS images: the NVIDIA stack is pinned and installed by the configure step, so the
-# image must not bring its own driver.
-GCP_IMAGES = {
-    ("ubuntu-22.04", "x86_64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts",
-    ("ubuntu-22.04", "arm64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts-arm64",
-    ("ubuntu-24.04", "x86_64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
-    ("ubuntu-24.04", "arm64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-arm64",
-    ("debian-12", "x86_64"): "projects/debian-cloud/global/images/family/debian-12",
-    ("debian-12", "arm64"): "projects/debian-cloud/global/images/family/debian-12-arm64",
-    ("rhel-9", "x86_64"): "projects/rhel-cloud/global/images/family/rhel-9",
-    ("rhel-9", "arm64"): "projects/rhel-cloud/global/images/family/rhel-9-arm64",
-}
-
-# Azure: the HPC images carry the InfiniBand (DOCA-OFED) stack the ND-series needs.
-AZURE_IMAGES = {
-    "ubuntu-22.04": {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"},
-    "ubuntu-24.04": {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2404", "version": "latest"},
-}
-
-# OCI: platform images by OS; the image OCID is region-specific, so it is looked up at deploy.
-OCI_IMAGES = {
-    "ubuntu-22.04": ("Canonical Ubuntu", "22.04"),
-    "ubuntu-24.04": ("Canonical Ubuntu", "24.04"),
-    "rhel-9": ("Oracle Linux", "9"),
-}
-
-# Providers whose node groups live in one zone: the pool must name it.
-ZONE_REQUIRED = {
-    "aws": "a cluster placement group lives in one zone, e.g. [us-east-1a]",
-    "gcp": "compact placement and the GPU networks live in one zone, e.g. [us-central1-a]",
-}
+# Providers whose node groups live in one zone: the pool must name it (see Provider.zone_required).
+ZONE_REQUIRED: Mapping[str, str] = _ZoneReasons()
 
 
 def image_for(provider: str, os_name: str, cpu_arch: str) -> Optional[str]:
-    """Whether (and which) image a provider's component boots ``os_name`` on ``cpu_arch`` from;
-    None where it has none. Providers without an image table (on-prem, lab) accept any OS."""
-    if provider == "aws":
-        return AWS_AMI_PARAMETERS.get((os_name, cpu_arch))
-    if provider == "gcp":
-        return GCP_IMAGES.get((os_name, cpu_arch))
-    if provider == "azure":
-        image = AZURE_IMAGES.get(os_name)
-        return f"{image['offer']}:{image['sku']}" if image and cpu_arch == "x86_64" else None
-    if provider == "oci":
-        image = OCI_IMAGES.get(os_name)
-        return " ".join(image) if image else None
-    return "any"
+    """Whether (and which) image a provider's component boots ``os_name`` on ``cpu_arch`` from, as
+    text; None where it has none. Providers without an image table (on-prem, lab) accept any OS,
+    and so does a provider the registry does not know (the spec check names that one)."""
+    found = providers.find(provider)
+    image = found.image(os_name, cpu_arch) if found is not None else "any"
+    if image is None or isinstance(image, str):
+        return image
+    if isinstance(image, Mapping):
+        return ":".join(str(v) for k, v in image.items() if k in ("offer", "sku")) or str(dict(image))
+    if isinstance(image, (tuple, list)):
+        return " ".join(str(part) for part in image)
+    return str(image)
 
 
 def aws_ami_parameter(os_name: str, cpu_arch: str) -> str:
     """The SSM parameter naming the AMI for ``os_name`` on ``cpu_arch``; a clear error otherwise."""
-    from ..errors import AifactoryError
-
-    try:
-        return AWS_AMI_PARAMETERS[(os_name, cpu_arch)]
-    except KeyError:
-        known = ", ".join(sorted({o for o, _ in AWS_AMI_PARAMETERS}))
-        raise AifactoryError(
-            f"software.os: {os_name} on {cpu_arch} has no public AMI parameter on AWS; use one of {known}"
-        ) from None
+    return providers.AWS.require_image(os_name, cpu_arch)
 
 
 @runtime_checkable
@@ -137,6 +106,7 @@ class GpuPool(Protocol):
 
 
 def type_token(provider: str) -> str:
+    """``aifactory:<provider>:GpuPool`` (also :attr:`aifactory.providers.Provider.type_token`)."""
     return f"aifactory:{provider}:GpuPool"
 
 
@@ -167,6 +137,12 @@ def labels(plan: "Plan", pool: "PoolPlan", role: str) -> dict[str, str]:
 def _label(text: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "_-" else "-" for c in text.lower())
     return cleaned[:63]
+
+
+def uses_labels(provider: str) -> bool:
+    """Whether ``provider`` writes :func:`labels` rather than :func:`tags` (its registry entry says)."""
+    found = providers.find(provider)
+    return bool(found and found.labels)
 
 
 def label_key(tag_key: str) -> str:
@@ -219,7 +195,7 @@ def inventory(plan: "Plan", pool: "PoolPlan", provider_fields: Optional[dict] = 
 def _selector(plan: "Plan", pool: "PoolPlan") -> dict[str, str]:
     """The tags (labels on GCP/OCI) that select the pool's GPU nodes."""
     selector = {TAG_FACTORY: plan.name, TAG_POOL: pool.name, TAG_ROLE: ROLE_NODE}
-    if pool.provider in LABEL_PROVIDERS:
+    if uses_labels(pool.provider):
         return {_label(k): _label(v) for k, v in selector.items()}
     return selector
 

@@ -109,9 +109,7 @@ class GpuPool(PoolComponent):
                                              account_id=f"aif-{base._label(pool.name)}"[:28],
                                              display_name=f"aifactory {plan.name}/{pool.name} nodes", opts=child)
 
-        image = base.GCP_IMAGES.get((plan.software.os, pool.cpu_arch))
-        if image is None:
-            raise AifactoryError(f"software.os: no GCP image for {plan.software.os} on {pool.cpu_arch}")
+        image = self.image()
         scheduling = {"on_host_maintenance": "TERMINATE", "automatic_restart": True}
         reservation_affinity = None
         if pool.capacity == "spot":

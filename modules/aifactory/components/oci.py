@@ -33,10 +33,7 @@ class GpuPool(PoolComponent):
         if not compartment:
             raise AifactoryError(f"pools.{pool.name}: OCI pools need a compartment; `pulumi config set "
                                  "aifactory:ociCompartmentId ocid1.compartment…` (or set oci:tenancyOcid)")
-        os_name = base.OCI_IMAGES.get(plan.software.os)
-        if os_name is None:
-            raise AifactoryError(f"software.os: no OCI platform image for {plan.software.os}; "
-                                 f"use one of {', '.join(base.OCI_IMAGES)}")
+        os_name = self.image()  # (operating system, version): the OCID differs per region
         ssh_key = pulumi.Config("aifactory").get("sshPublicKey")
         child, tags = self.child, self.tags
         invoke = pulumi.InvokeOutputOptions(parent=self)

@@ -1,8 +1,9 @@
 """The Pulumi program of every stack: ``stacks/<name>/__main__.py`` is two lines that call :func:`run`.
 
 It loads ``factory.yaml`` next to the program, plans it, instantiates one ``GpuPool`` per pool
-from the provider's module, and exports what the Ansible inventory needs. Provider SDK modules
-are imported only for the providers a factory uses (pulumi-azure-native alone is large).
+from the class the provider registry (:mod:`aifactory.providers`) names, and exports what the
+Ansible inventory needs. Provider SDK modules are imported only for the providers a factory
+uses (pulumi-azure-native alone is large).
 
 Stack config read here (``Pulumi.<stack>.yaml``), all optional:
 
@@ -21,7 +22,6 @@ value from it.
 from __future__ import annotations
 
 import contextvars
-import importlib
 import os
 import re
 import stat
@@ -31,11 +31,11 @@ from typing import Any, Optional
 import pulumi
 from pydantic import TypeAdapter, ValidationError
 
+from .. import providers
 from ..errors import AifactoryError, SpecError
 from ..files import parse_json, safe_relpath
 from ..fields import NAME_PATTERN, ReservationId
-from . import base
-from .pool import PoolComponent
+from .pool import InventoryPool  # noqa: F401  (the class component_class returns for inventory-only pools)
 
 FACTORY_KEY = "aifactory:factory"
 RESERVATIONS_KEY = "aifactory:reservations"
@@ -45,16 +45,6 @@ _RESERVATION_ID = TypeAdapter(ReservationId)
 # The folder of the stack whose program is running (set by run(), read by components that take a
 # file from the stack config, such as a BMC CA bundle). Each preview runs in its own context.
 _STACK_DIR: contextvars.ContextVar[Optional[Path]] = contextvars.ContextVar("aifactory_stack_dir", default=None)
-
-# provider -> module under aifactory.components holding its GpuPool.
-MODULES = {
-    "aws": "aws",
-    "gcp": "gcp",
-    "azure": "azure",
-    "oci": "oci",
-    "onprem": "onprem",
-    "lab": "lab",
-}
 
 
 class FactoryError(pulumi.RunError):
@@ -66,41 +56,11 @@ class FactoryError(pulumi.RunError):
         self.findings = list(error.findings)
 
 
-class InventoryPool(PoolComponent):
-    """A pool that creates no resources, only its inventory entry in the stack outputs.
-
-    Used for ``lab`` pools (chroot nodes on the local machine) and for on-prem pools without
-    declared hosts when no on-prem component module is installed: such a pool is racked and
-    booted outside Pulumi, and a per-node resource would be absurd at campus scale.
-    """
-
-    def __init__(self, name: str, pool, plan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        self.TYPE = base.type_token(pool.provider)
-        super().__init__(name, pool, plan, opts)
-        extra = {"connection": "chroot"} if pool.provider == "lab" else {"managed": "inventory-only"}
-        self.publish([], [], extra)
-
-
 def component_class(provider: str, declared_hosts: int = 0) -> type:
-    """The ``GpuPool`` class for ``provider``, importing only that provider's module.
-
-    Without a module for ``lab`` or ``onprem`` the pool falls back to :class:`InventoryPool`,
-    except for on-prem pools that declare hosts: those need the Redfish-driven component.
-    """
-    if provider not in MODULES:
-        raise AifactoryError(f"pools[].provider: no component for provider {provider!r}; "
-                             f"known: {', '.join(MODULES)}")
-    try:
-        module = importlib.import_module(f"{__package__}.{MODULES[provider]}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{MODULES[provider]}":
-            raise
-        if provider == "lab" or (provider == "onprem" and not declared_hosts):
-            return InventoryPool
-        raise AifactoryError(
-            f"pools[].provider: {provider} pools have no Pulumi component in this version of aifactory "
-            f"(module aifactory.components.{MODULES[provider]} is missing)") from None
-    return module.GpuPool
+    """The ``GpuPool`` class for a ``provider`` pool declaring ``declared_hosts`` hosts, as the
+    provider registry (:mod:`aifactory.providers`) names it; only that provider's module is
+    imported. ``lab`` pools and on-prem pools without hosts get :class:`InventoryPool`."""
+    return providers.component_class(provider, declared_hosts)
 
 
 def stack_dir() -> Path:
