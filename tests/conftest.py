@@ -13,15 +13,20 @@ STACKS = REPO / "stacks"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def missing(message: str) -> None:
+    """Something CI installs is missing: fail in CI, skip elsewhere (naming what to install)."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_tool(tool: str, package: str) -> str:
     """Path of ``tool``; in CI a missing tool fails the test, elsewhere it skips naming the package."""
     path = shutil.which(tool)
     if path:
         return path
-    message = f"{tool} not found: apt-get install {package} (tests/system-deps.sh does this as root)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{tool} not found: apt-get install {package} (tests/system-deps.sh does this as root)")
+    raise AssertionError("unreachable")
 
 
 def need_root() -> None:

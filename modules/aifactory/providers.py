@@ -76,7 +76,9 @@ class Provider:
     * ``inventory_fields``: what an inventory-only pool of the provider adds to its inventory entry;
     * ``on_site``: racks, switches and power are ours to plan (not a cloud's);
     * ``systems_from``: the catalog provider whose systems the pools run (the lab runs on-prem ones);
-    * ``cloud_init``: nodes boot with the rendered cloud-init user data.
+    * ``cloud_init``: nodes boot with the rendered cloud-init user data;
+    * ``region_key``: the stack config key that sets the region the provider's resources are
+      created in (``aws:region``), checked against the sites by the ``stack-region`` check.
     """
 
     name: str
@@ -91,6 +93,7 @@ class Provider:
     on_site: bool = False
     systems_from: str = ""
     cloud_init: bool = False
+    region_key: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -177,6 +180,7 @@ class Provider:
 AWS = Provider(
     "aws", "aifactory.components.aws:GpuPool", title="AWS", image_kind="public AMI parameter",
     zone_required="a cluster placement group lives in one zone, e.g. [us-east-1a]", cloud_init=True,
+    region_key="aws:region",
     images={
         ("ubuntu-22.04", "x86_64"): "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
         ("ubuntu-24.04", "x86_64"): "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id",
@@ -190,7 +194,7 @@ AWS = Provider(
 # must not bring its own driver. Labels, not tags: GCP label keys allow only [a-z0-9_-]
 # (https://cloud.google.com/compute/docs/labeling-resources#requirements).
 GCP = Provider(
-    "gcp", "aifactory.components.gcp:GpuPool", title="GCP", labels=True, cloud_init=True,
+    "gcp", "aifactory.components.gcp:GpuPool", title="GCP", labels=True, cloud_init=True, region_key="gcp:region",
     zone_required="compact placement and the GPU networks live in one zone, e.g. [us-central1-a]",
     images={
         ("ubuntu-22.04", "x86_64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts",
@@ -206,6 +210,7 @@ GCP = Provider(
 # The HPC images carry the InfiniBand (DOCA-OFED) stack the ND-series needs; x86_64 only.
 AZURE = Provider(
     "azure", "aifactory.components.azure:GpuPool", title="Azure", image_kind="Ubuntu HPC image", cloud_init=True,
+    region_key="azure-native:location",
     images={
         ("ubuntu-22.04", "x86_64"): {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204",
                                      "version": "latest"},
@@ -219,7 +224,7 @@ _OCI_IMAGES = {"ubuntu-22.04": ("Canonical Ubuntu", "22.04"), "ubuntu-24.04": ("
                "rhel-9": ("Oracle Linux", "9")}
 OCI = Provider(
     "oci", "aifactory.components.oci:GpuPool", title="OCI", labels=True, image_kind="platform image",
-    cloud_init=True, images={(os_name, arch): image for os_name, image in _OCI_IMAGES.items() for arch in _ARCHES})
+    cloud_init=True, region_key="oci:region", images={(os_name, arch): image for os_name, image in _OCI_IMAGES.items() for arch in _ARCHES})
 
 # Pools with declared hosts get one Redfish-driven node each; the rest are racked and booted
 # outside Pulumi and appear in the inventory only.
@@ -392,6 +397,12 @@ def component_class(name: Any, declared_hosts: int = 0, field: str = "pools[].pr
     """The ``GpuPool`` class for a pool of provider ``name`` declaring ``declared_hosts`` hosts;
     only that provider's module is imported."""
     return get(name, field).component_class(declared_hosts)
+
+
+def on_site(name: Any) -> bool:
+    """Whether racks, switches and power of ``name``'s pools are ours to plan (on-prem, lab)."""
+    found = find(name)
+    return bool(found and found.on_site)
 
 
 def where(predicate: Callable[[Provider], bool]) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from aifactory import providers
 from aifactory.components import base, program
 from aifactory.components.pool import InventoryPool
 from aifactory.errors import AifactoryError
+from tests.conftest import missing
 
 SDKS = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_oci")
 
@@ -49,18 +50,54 @@ def test_onprem_and_lab_map_to_inventory_pools_explicitly():
     assert dict(providers.ONPREM.inventory_fields) == {"managed": "inventory-only"}
 
 
-def test_every_provider_the_spec_accepts_is_built_in():
-    """The spec, the planner and the renderer still hold their own provider lists; they must agree
-    with the registry until they read it."""
-    from aifactory.catalog import PROVIDERS
-    from aifactory.plan.sizing import ON_SITE
-    from aifactory.render.cloudinit import CLOUD_PROVIDERS
+def test_the_spec_planner_and_renderer_read_the_registry():
+    """No module keeps its own provider list: a name the registry does not know is refused by the
+    spec with the known ones listed, and the planner's and renderer's provider facts are the
+    descriptors'."""
+    from aifactory.errors import SpecError
+    from aifactory.spec import load_string
 
-    assert set(providers.BUILTIN) == set(PROVIDERS)
+    text = "name: f\nsites: [{name: s, power_mw: 1}]\npools: [{name: p, site: s, provider: %s, system: dgx-h100, nodes: 1}]\n"
+    load_string(text % "onprem")
+    with pytest.raises(SpecError) as err:
+        load_string(text % "vmware")
+    (finding,) = err.value.findings
+    assert finding.path == ("pools", 0, "provider") and "unknown provider 'vmware'" in finding.message
+    assert "aws, gcp, azure, oci, onprem, lab" in finding.message
     assert providers.names()[:len(providers.BUILTIN)] == tuple(providers.BUILTIN)
-    assert set(providers.where(lambda p: p.on_site)) == set(ON_SITE)
-    assert set(providers.where(lambda p: p.cloud_init)) == set(CLOUD_PROVIDERS)
+    assert providers.where(lambda p: p.on_site) == ("onprem", "lab")
+    assert providers.where(lambda p: p.cloud_init) == ("aws", "gcp", "azure", "oci")
     assert providers.get("lab").systems_from == "onprem" and providers.get("aws").systems_from == "aws"
+
+
+def test_a_plugin_provider_is_planned_from_a_spec_with_its_own_catalog_rows(site, tmp_path):
+    """A plugin provider plus a catalog overlay with its instance type: validate, plan and render
+    all work from the spec, with no change to aifactory."""
+    import yaml
+
+    from aifactory import plan as planning
+    from aifactory.render.deployment import build_files
+    from aifactory.spec import load_string
+
+    _tinycloud(site)
+    row = {"id": "tiny.8xh100", "provider": "tinycloud", "gpu": "h100-sxm", "gpus_per_node": 8,
+           "nvlink_domain_gpus": 8, "node_kw": 10.0, "nvswitch": True, "fabric_manager": True, "nvlsm": False,
+           "imex": False, "cpu_arch": "x86_64", "fabric": "roce", "fabric_nics": 8, "nic_gbps": 400, "mtu": 4200,
+           "source": "TinyCloud instance guide"}
+    spec = {"name": "tiny", "sites": [{"name": "t1", "provider": "tinycloud", "region": "tiny-east"}],
+            "fabrics": [{"name": "rdma", "type": "roce"}],
+            "pools": [{"name": "gpu", "site": "t1", "provider": "tinycloud", "system": "tiny.8xh100", "nodes": 4,
+                       "fabric": "rdma", "zones": ["tz-1"], "scheduler": "none"}],
+            "catalog": {"instance_types": [row]}}
+    plan = planning.build(load_string(yaml.safe_dump(spec), "f.yaml"))
+    assert plan.pool("gpu").gpus == 32 and plan.pool("gpu").provider == "tinycloud"
+    files = build_files(plan)
+    assert "cloud-init/gpu/user-data.yaml" not in files  # the descriptor says no cloud-init
+    assert "inventory/group_vars/pool_gpu.yml" in files
+    spec["pools"][0]["zones"] = []
+    from aifactory.plan import validate
+    result = validate(load_string(yaml.safe_dump(spec), "f.yaml"))
+    assert [f.check for f in result.errors] == ["provider-zones"]
 
 
 def test_per_provider_facts_come_from_the_descriptors():
@@ -373,7 +410,7 @@ def test_the_installed_metadata_declares_the_built_ins():
     declared = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=providers.GROUP)
                 if ep.dist is not None and ep.dist.name == providers.DISTRIBUTION}
     if not declared:
-        pytest.skip("the distribution is not installed: `pip install -e .` registers its entry points")
+        missing("the distribution is not installed: `pip install -e .` registers its entry points")
     assert declared == {name: f"aifactory.providers:{name.upper()}" for name in providers.BUILTIN}
     for value in declared.values():
         assert importlib.metadata.EntryPoint(name="x", value=value, group=providers.GROUP).load() in \

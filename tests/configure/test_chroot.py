@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -84,12 +85,13 @@ def test_site_check_then_apply_then_idempotent_then_health(tmp_path, rootfs, fac
     fm = (rootfs / "usr/share/nvidia/nvswitch/fabricmanager.cfg").read_text()
     assert f"NVIDIA Fabric Manager {DRIVER}" in fm and "FABRIC_MODE=0" in fm
     assert "CUDA_HOME=/usr/local/cuda-12.2" in (rootfs / "etc/profile.d/cuda.sh").read_text()
-    assert "DCGM_FI_DEV_XID_ERRORS, gauge" in (rootfs / "etc/dcgm-exporter/counters.csv").read_text()
     assert "Requires=nvidia-dcgm.service" in (rootfs / "etc/systemd/system/dcgm-exporter.service").read_text()
     assert "sm_priority 0" in (rootfs / "etc/opensm/opensm.conf").read_text()
-    # The pool's NCCL files are the rendered ones, byte for byte: one author, delivered by the role.
+    # The pool's NCCL and dcgm-exporter files are the rendered ones, byte for byte: one author,
+    # delivered by the roles.
     from aifactory import plan as planning
     from aifactory import spec
+    from aifactory.render import dcgm, monitoring
     from aifactory.render.deployment import build_files
 
     built = planning.build(spec.load(HERE / "factory.yaml"))
@@ -97,6 +99,24 @@ def test_site_check_then_apply_then_idempotent_then_health(tmp_path, rootfs, fac
     pool = built.pools[0].name
     assert (rootfs / "etc/nccl.conf").read_text() == rendered[f"nccl/{pool}/nccl.conf"]
     assert (rootfs / "etc/profile.d/nccl.sh").read_text() == rendered[f"nccl/{pool}/nccl.sh"]
+    assert (rootfs / dcgm.COUNTERS_PATH.lstrip("/")).read_text() == rendered[f"dcgm/{pool}/dcgm-exporter.csv"]
+    assert (rootfs / dcgm.ENVIRONMENT_PATH.lstrip("/")).read_text() == rendered[f"dcgm/{pool}/dcgm-exporter.env"]
+    assert not (rootfs / "etc/dcgm-exporter/counters.csv").exists()
+    # Monitoring: node_exporter on the node, Prometheus on the monitoring host (the same one here)
+    # with the rendered configuration, which the installed promtool accepts with its target file.
+    for package, unit in (("prometheus-node-exporter", "prometheus-node-exporter"), ("prometheus", "prometheus")):
+        assert in_root(rootfs, "dpkg-query", "-W", "-f=${Status}", package).stdout.endswith(" ok installed"), package
+        assert in_root(rootfs, "systemctl", "is-enabled", unit).stdout.strip() == "enabled", unit
+    assert (rootfs / "etc/prometheus/prometheus.yml").read_text() == rendered["prometheus/prometheus.yml"]
+    assert (rootfs / f"etc/prometheus/targets/{pool}.json").read_text() == rendered[f"prometheus/targets/{pool}.json"]
+    check = in_root(rootfs, "promtool", "check", "config", "/etc/prometheus/prometheus.yml")
+    assert check.returncode == 0 and "SUCCESS" in check.stdout + check.stderr, check.stdout + check.stderr
+    assert "does not exist" not in check.stdout + check.stderr  # promtool read and checked the target file
+    # The exporter's packaged listen address is the port the rendered node jobs scrape.
+    usage = in_root(rootfs, "prometheus-node-exporter", "--help")
+    listen = re.search(r"--web\.listen-address=\S*:(\d+)\s", usage.stdout + usage.stderr)  # "=:9100 ..."
+    assert listen and int(listen.group(1)) == monitoring.NODE_EXPORTER_PORT, usage.stdout + usage.stderr
+    assert f"${{1}}:{monitoring.NODE_EXPORTER_PORT}" in rendered["prometheus/prometheus.yml"]
     assert "non-free" in (rootfs / "etc/apt/sources.list.d/debian-nonfree.sources").read_text()
     # The NVIDIA repository is not added on the distro path, and nothing IMEX/NVLSM on an H100 node.
     assert not (rootfs / "etc/apt/sources.list.d/nvidia-cuda.sources").exists()

@@ -40,7 +40,7 @@ def _ansible_list(tmp_path: Path, files: dict[str, str]) -> dict:
 
 def test_multicloud_groups_and_vars_as_ansible_reads_them(tmp_path):
     plan, _, files = _stack("multicloud")
-    assert sorted(files) == ["inventory/group_vars/all.yml"] + sorted(
+    assert sorted(files) == ["inventory/group_vars/all.yml", "inventory/group_vars/monitoring.yml"] + sorted(
         f"inventory/group_vars/pool_{p.name}.yml" for p in plan.pools) + ["inventory/hosts.yml"]
     data = _ansible_list(tmp_path, files)
     hostvars = data["_meta"]["hostvars"]
@@ -75,6 +75,52 @@ def test_multicloud_groups_and_vars_as_ansible_reads_them(tmp_path):
     assert hostvars["aws-0001"]["rdma_fabric"] == "efa"
     assert hostvars["gcp-0016"]["rdma_fabric"] == "gpudirect-tcpxo"
     assert hostvars["aws-0001"]["aifactory_region"] == "us-east-1"
+    # One Prometheus host, the first node of the first pool; only it carries the configuration.
+    assert hosts("monitoring") == {f"{plan.pools[0].name}-0001"}
+    assert [h for h, v in hostvars.items() if "prometheus_config_content" in v] == sorted(hosts("monitoring"))
+
+
+def test_rendered_node_files_reach_their_hosts_byte_for_byte(tmp_path):
+    """What Ansible hands the roles is exactly what `aifactory render` writes, for every host."""
+    from aifactory.render.deployment import build_files as render_files
+
+    plan, _, files = _stack("multicloud")
+    rendered = render_files(plan)
+    hostvars = _ansible_list(tmp_path, files)["_meta"]["hostvars"]
+    for host, values in hostvars.items():
+        pool = values["aifactory_pool"]
+        assert values["dcgm_exporter_counters_content"] == rendered[f"dcgm/{pool}/dcgm-exporter.csv"]
+        assert values["dcgm_exporter_environment_content"] == rendered[f"dcgm/{pool}/dcgm-exporter.env"]
+        assert values["nccl_conf_content"] == rendered[f"nccl/{pool}/nccl.conf"]
+    monitor = hostvars[f"{plan.pools[0].name}-0001"]
+    assert monitor["prometheus_config_content"] == rendered["prometheus/prometheus.yml"]
+    targets = {k: v for k, v in rendered.items() if k.startswith("prometheus/targets/")}
+    assert targets and {f"prometheus/targets/{k}": v for k, v in monitor["prometheus_targets_content"].items()} == targets
+
+
+def test_monitoring_host_is_a_declared_host_where_the_first_pool_declares_them():
+    plan, _, files = _stack("onprem-dgx")
+    hosts = ansible_data.load_yaml(files["inventory/hosts.yml"])["all"]["children"]
+    assert hosts["monitoring"] == {"hosts": {plan.pools[0].hosts[0].name: None}}
+
+
+def test_large_pools_leave_their_target_file_out_of_the_inventory():
+    """~20 bytes a node: a pool above the limit keeps its file in the deployment folder only."""
+    from aifactory.inventory.plan import PROMETHEUS_TARGETS_MAX_NODES
+
+    big = f"""
+name: big
+software: {{driver_branch: "580", cuda: "13.0"}}
+sites: [{{name: dc, power_mw: 100, pue: 1.2, rack_kw: 42}}]
+pools:
+  - {{name: gpu, site: dc, provider: onprem, system: dgx-h100, nodes: 2}}
+  - {{name: big, site: dc, provider: onprem, system: dgx-h100, nodes: {PROMETHEUS_TARGETS_MAX_NODES + 1}}}
+"""
+    files = build_files(planning.build(spec.load_string(big)))
+    monitoring = ansible_data.load_yaml(files["inventory/group_vars/monitoring.yml"])
+    assert sorted(monitoring["prometheus_targets_content"]) == ["gpu.json"]
+    assert "targets/big.json" in monitoring["prometheus_config_content"]
+    assert len(files["inventory/group_vars/monitoring.yml"]) < 30 * PROMETHEUS_TARGETS_MAX_NODES
 
 
 def test_lab_host_subnet_manager_and_ssh_user(tmp_path):

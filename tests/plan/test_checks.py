@@ -9,10 +9,16 @@ import datetime as dt
 import pytest
 import yaml
 
+from aifactory.catalog import load as load_catalog
 from aifactory.plan import checks, validate
 from aifactory.spec import load_string
 
 TODAY = dt.date(2026, 1, 15)  # fixed, so end-of-life warnings do not depend on the run date
+# The release the catalog pins for R580 (the base spec's branch); messages below quote it.
+R580 = load_catalog().branches["580"].latest
+# A branch announced without a release, as a spec's catalog overlay can add one.
+UNRELEASED = {"branch": "625", "kind": "NFB", "status": "supported", "eol": None, "latest": None,
+              "default_cuda": None, "source": "announced, no release"}
 
 
 def base() -> dict:
@@ -118,7 +124,8 @@ CASES = [
      ("access", "admin_cidrs", 1), "whole internet"),
     ("driver-branch", lambda s: s["software"].update(driver_branch="999"), ("software", "driver_branch"),
      "unknown driver branch"),
-    ("driver-branch", lambda s: s["software"].update(driver_branch="595"), ("software", "driver_branch"),
+    ("driver-branch", lambda s: (s.update(catalog={"driver_branches": [UNRELEASED]}),
+                                 s["software"].update(driver_branch="625")), ("software", "driver_branch"),
      "no catalogued release"),
     ("cuda-driver", lambda s: s["software"].update(driver_branch="570"), ("software", "cuda"),
      "CUDA 13.0 needs driver >= 580.65.06"),
@@ -130,8 +137,8 @@ CASES = [
                                 s["pools"][0].update(system="dgx-b200")), ("software", "open_kernel_modules"),
      "only by the open GPU kernel modules"),
     ("fabric-manager", lambda s: s["software"].update(fabric_manager="580.82.07"), ("software", "fabric_manager"),
-     "does not match driver 580.95.05"),
-    ("fabric-manager", lambda s: (s["software"].update(fabric_manager="580.95.05"),
+     f"does not match driver {R580}"),
+    ("fabric-manager", lambda s: (s["software"].update(fabric_manager=R580),
                                   s["pools"][0].update(system="gb200-nvl72", nodes=18),
                                   s["sites"][0].update(rack_kw=130), s["pools"].pop(1)),
      ("software", "fabric_manager"), "run IMEX, not a node-local fabric manager"),
@@ -141,7 +148,7 @@ CASES = [
                         s["sites"][0].update(rack_kw=130)), ("software", "imex"), "need nvidia-imex"),
     ("dcgm", lambda s: s["software"].update(dcgm=3), ("software", "dcgm"), "DCGM 3 has no build for CUDA 13"),
     ("dcgm", lambda s: s["software"].update(dcgm=3, cuda="12.8"), ("software", "dcgm"),
-     "does not work with driver 580.95.05"),
+     f"does not work with driver {R580}"),
     ("dcgm", lambda s: s["software"].update(dcgm_package="datacenter-gpu-manager-4-cuda12"),
      ("software", "dcgm_package"), "does not match CUDA 13.0"),
     ("site-power", lambda s: s["pools"][0].update(nodes=400), ("sites", 0, "power_mw"), "budget is 5.00 MW"),
@@ -204,6 +211,17 @@ def test_eol_branch_is_a_warning_not_an_error():
     (w,) = [f for f in result.findings if f.check == "driver-branch"]
     assert w.severity == "warning" and "end of life on 2026-06-30" in w.message
     assert result.plan is not None and not result.errors
+    newest = max((b for b in load_catalog().branches.values() if b.kind == "LTSB" and b.status == "supported"),
+                 key=lambda b: int(b.branch))
+    assert f"such as R{newest.branch}" in w.hint
+
+
+def test_a_branch_ended_without_a_date_warns_by_its_status():
+    """NVIDIA publishes no end-of-life date for new-feature branches; the catalog's status says it."""
+    eol = next(b for b in load_catalog().branches.values() if not b.eol and b.status == "eol" and b.latest)
+    spec = mutate(lambda s: s["software"].update(driver_branch=eol.branch, cuda=eol.default_cuda))
+    (w,) = [f for f in run(spec, "driver-branch")[0]]
+    assert w.severity == "warning" and f"R{eol.branch} is no longer supported" in w.message
 
 
 def test_nvlsm_and_imex_set_where_not_needed_warn():
@@ -297,10 +315,68 @@ def _nvl72(nodes: int, os_name: str):
 def test_block_topology_on_an_old_slurm_and_a_short_block_warn():
     found = warnings(_nvl72(18, "debian-12"), "slurm-topology")
     assert [f.path for f in found] == [("software", "os")] and "no topology/block" in found[0].message
+    assert "gets topology/tree" in found[0].message
+    # A tree takes a short NVLink domain as it is: the release is the one warning.
+    assert [f.path for f in warnings(_nvl72(27, "ubuntu-22.04"), "slurm-topology")] == [("software", "os")]
     found = warnings(_nvl72(27, "ubuntu-24.04"), "slurm-topology")
     assert [f.path for f in found] == [("pools", 0, "nodes")] and "9 of 18 trays" in found[0].message
+    assert "Slurm 23.11" in found[0].message and "left out of topology/block" in found[0].message
     assert warnings(_nvl72(36, "ubuntu-24.04"), "slurm-topology") == []
     assert warnings(mutate(lambda s: s["software"].update(os="debian-12")), "slurm-topology") == []
+
+
+def test_less_than_one_nvlink_domain_gets_a_tree_before_slurm_25_05():
+    (found,) = warnings(_nvl72(9, "ubuntu-24.04"), "slurm-topology")
+    assert found.path == ("pools", 0, "nodes") and "no whole domain the site gets topology/tree" in found.message
+
+
+def test_an_os_without_its_own_slurm_gets_a_tree():
+    (found,) = warnings(_nvl72(36, "rhel-9"), "slurm-topology")
+    assert found.path == ("software", "os") and "release is not known" in found.message
+
+
+def test_nvl72_beside_a_switch_tree_pool_keeps_the_tree():
+    """One topology plugin per cluster: an NVL72 pool at the site of a pool on a switch fabric
+    does not take that pool's switch tree away; the check says so at the NVL72 pool's site."""
+    def mixed(s):
+        s["sites"][0].update(rack_kw=140, power_mw=10)
+        s["pools"].insert(0, {"name": "rack", "site": "dc1", "provider": "onprem", "system": "gb200-nvl72",
+                              "nodes": 36, "fabric": "ib"})
+    (found,) = warnings(mutate(mixed), "slurm-topology")
+    assert found.path == ("pools", 0, "site")
+    assert "mixes NVL72 pool rack with dgx" in found.message and "keeps topology/tree" in found.message
+    # A pool with no switch tree to keep (no factory-built fabric) does not stop topology/block.
+    def beside_ethernet(s):
+        mixed(s)
+        s["fabrics"].append({"name": "eth", "type": "ethernet", "switch": "sn5600"})
+        s["pools"][1]["fabric"] = "eth"
+    spec = mutate(beside_ethernet)
+    assert validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=TODAY).errors == []
+    assert warnings(spec, "slurm-topology") == []
+
+
+def test_slurm_topology_decision_per_release():
+    plan = validate(load_string(yaml.safe_dump(_nvl72(36, "ubuntu-24.04")), "f.yaml"), today=TODAY).plan
+    (rack,) = plan.pools
+    decide = checks.slurm_topology_of
+    assert decide([rack], plan.fabrics, (23, 11)) == checks.SlurmTopology(True)
+    assert decide([rack], plan.fabrics, (22, 5)).reason == "release"
+    assert decide([rack], plan.fabrics, None).reason == "unknown"
+    # Domains of another node count (8-GPU trays: 9 per domain) cannot share one topology/block.
+    other = rack.model_copy(update={"name": "rack2", "gpus_per_node": 8})
+    assert decide([rack, other], plan.fabrics, (25, 5)) == checks.SlurmTopology(False, "sizes", (rack.name, "rack2"))
+    # Less than one whole domain: no block before 25.05, one block counted whole from 25.05.
+    small = rack.model_copy(update={"nodes": 9})
+    assert decide([small], plan.fabrics, (24, 11)).reason == "short"
+    assert decide([small], plan.fabrics, (25, 5)).block
+
+
+def test_the_check_and_the_renderer_share_one_slurm_table():
+    from aifactory.render import slurm
+
+    assert checks.slurm_release("ubuntu-24.04") == (23, 11) and checks.slurm_release("debian-12") == (22, 5)
+    assert checks.slurm_release("ubuntu-22.04") == (21, 8) and checks.slurm_release("rhel-9") is None
+    assert slurm.slurm_release is checks.slurm_release and slurm.slurm_topology_of is checks.slurm_topology_of
 
 
 def test_imex_domain_larger_than_its_peer_limit_warns(monkeypatch):

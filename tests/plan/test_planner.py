@@ -100,20 +100,29 @@ def test_software_lock_resolution():
         "name": "b", "sites": [{"name": "dc", "power_mw": 5, "rack_kw": 60}],
         "pools": [{"name": "b", "site": "dc", "provider": "onprem", "system": "dgx-b200", "nodes": 4}]})
     lock = planning.build(load_string(text)).software
-    assert lock.driver_branch == "580" and lock.driver == catalog.branches["580"].latest
-    assert lock.cuda == "13.0" and lock.open_kernel_modules is True
+    # No branch pinned: the newest LTSB with a catalogued release (R620 since 2026-11), its default CUDA.
+    assert lock.driver_branch == "620" and lock.driver == catalog.branches["620"].latest
+    assert lock.cuda == catalog.branches["620"].default_cuda and lock.open_kernel_modules is True
     assert lock.fabric_manager == lock.driver == lock.libnvidia_nscq
-    assert lock.fabric_manager_package == "nvidia-fabricmanager-580"
+    assert lock.fabric_manager_package == "nvidia-fabricmanager"  # unversioned from R580 in NVIDIA's repository
     assert lock.nvlsm is True and lock.imex is False
     assert lock.dcgm_package == "datacenter-gpu-manager-4-cuda13"
 
 
 def test_cuda_131_picks_a_branch_that_supports_it():
-    text = yaml.safe_dump({
-        "name": "c", "software": {"cuda": "13.1"}, "sites": [{"name": "dc", "power_mw": 5}],
-        "pools": [{"name": "h", "site": "dc", "provider": "onprem", "system": "dgx-h100", "nodes": 2}]})
-    lock = planning.build(load_string(text)).software
-    assert lock.driver_branch == "590" and lock.fabric_manager_package == "nvidia-fabricmanager"
+    spec = {"name": "c", "software": {"cuda": "13.1"}, "sites": [{"name": "dc", "power_mw": 5}],
+            "pools": [{"name": "h", "site": "dc", "provider": "onprem", "system": "dgx-h100", "nodes": 2}]}
+    lock = planning.build(load_string(yaml.safe_dump(spec))).software
+    # R620, the current LTSB, already runs CUDA 13.1 natively (620.70.06 >= 590.44.01).
+    assert lock.driver_branch == "620" and lock.fabric_manager_package == "nvidia-fabricmanager"
+    # A CUDA newer than the LTSB's release moves the lock to the first released branch that runs it.
+    spec["software"]["cuda"] = "13.9"
+    spec["catalog"] = {
+        "cuda": [{"cuda": "13.9", "min_driver": "625.10.01", "compat_min_driver": "580.65.06", "source": "test"}],
+        "driver_branches": [{"branch": "625", "kind": "NFB", "status": "supported", "eol": None,
+                             "latest": "625.10.01", "default_cuda": "13.9", "source": "test"}]}
+    lock = planning.build(load_string(yaml.safe_dump(spec))).software
+    assert lock.driver_branch == "625" and lock.driver == "625.10.01"
 
 
 def test_cloud_fabrics_report_no_switches(stacks):

@@ -1,10 +1,10 @@
 """The dcgm role's units as Ansible renders them: the host engine's real unit name for DCGM 3 and
-4, and an exporter unit that reads the settings cloud-init writes for it.
+4, and an exporter unit that reads the settings `aifactory render` writes for it, which the role
+installs and cloud-init writes at the same paths.
 
 DCGM 3 and 4 both ship ``nvidia-dcgm.service``; DCGM 3's ``dcgm.service`` is deprecated and
 conflicts with it (NVIDIA/DCGM ``config-files/systemd``). dcgm-exporter takes each setting from
-a flag or its environment variable (NVIDIA/dcgm-exporter ``pkg/cmd/app.go``), and systemd lets
-``EnvironmentFile=`` override ``Environment=`` (systemd.exec(5)).
+a flag or its environment variable (NVIDIA/dcgm-exporter ``pkg/cmd/app.go``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 import pytest
 import yaml
 
+from aifactory.render import dcgm
 from tests.playbooks.test_roles import BIN, ENV, PLAYBOOKS
 from tests.render.helpers import STACKS
 from tests.render.helpers import rendered as _rendered
@@ -96,18 +97,62 @@ def test_exporter_reads_the_environment_file_cloud_init_writes(tmp_path):
         assert env["DCGM_EXPORTER_COLLECTORS"] in node_files
 
 
-def test_the_environment_file_can_override_the_units_defaults(tmp_path):
-    text = render_unit(tmp_path, dcgm_exporter_listen=":9500")
-    unit = unit_settings(text)
-    # A flag would win over both the unit's Environment= and the file: the command has none.
+def test_the_unit_leaves_every_rendered_setting_to_the_environment_file(tmp_path):
+    """One owner per setting: the unit sets none of what the rendered file sets, and no flag."""
+    unit = unit_settings(render_unit(tmp_path))
+    # A flag would win over the file: the command has none.
     assert unit["ExecStart"] == ["/usr/bin/dcgm-exporter"]
-    defaults = dict(v.split("=", 1) for v in unit["Environment"])
-    assert defaults["DCGM_EXPORTER_LISTEN"] == ":9500"
-    assert defaults["DCGM_EXPORTER_COLLECTORS"] == "/etc/dcgm-exporter/counters.csv"
-    assert set(defaults) <= EXPORTER_ENV
-    # Order does not matter to systemd, but the file must be optional: nodes Ansible set up
-    # without cloud-init have none.
-    assert all(f.startswith("-") for f in unit["EnvironmentFile"])
+    own = dict(v.split("=", 1) for v in unit["Environment"])
+    assert own == {"DCGM_REMOTE_HOSTENGINE_INFO": f"localhost:{dcgm.HOSTENGINE_PORT}"}
+    for rel, text in rendered(STACKS / "multicloud" / "factory.yaml").items():
+        if rel.endswith("dcgm-exporter.env"):
+            names = {line.split("=", 1)[0] for line in text.splitlines() if re.match(r"^[A-Z_]+=", line)}
+            assert names and not names & set(own), rel
+    # The file is optional: a bare run without the inventory's content has none.
+    assert unit["EnvironmentFile"] == [f"-{dcgm.ENVIRONMENT_PATH}"]
+
+
+def _install_task() -> dict:
+    tasks = yaml.safe_load((ROLE / "tasks/main.yml").read_text())
+    return next(t for t in tasks if "dcgm_exporter_counters_content" in json.dumps(t))
+
+
+def test_the_role_installs_the_rendered_files_where_the_environment_and_cloud_init_expect_them(tmp_path):
+    internal = yaml.safe_load((ROLE / "vars/main.yml").read_text())
+    assert internal["_dcgm_exporter_counters_file"] == dcgm.COUNTERS_PATH
+    assert internal["_dcgm_exporter_environment_file"] == dcgm.ENVIRONMENT_PATH
+    task = _install_task()
+    assert task["ansible.builtin.copy"]["content"] == "{{ item.content }}"  # the bytes, not a template
+    assert {(i["dest"], i["content"]) for i in task["loop"]} == {
+        ("{{ _dcgm_exporter_counters_file }}", "{{ dcgm_exporter_counters_content }}"),
+        ("{{ _dcgm_exporter_environment_file }}", "{{ dcgm_exporter_environment_content }}")}
+    assert not (ROLE / "templates" / "counters.csv.j2").exists()
+    files = rendered(STACKS / "aws-p5" / "factory.yaml")
+    env = dict(line.split("=", 1) for line in files["dcgm/train/dcgm-exporter.env"].splitlines()
+               if line and not line.startswith("#"))
+    assert env["DCGM_EXPORTER_COLLECTORS"] == dcgm.COUNTERS_PATH
+    written = _cloud_init_files("aws-p5")["train"]
+    assert written[dcgm.COUNTERS_PATH] == files["dcgm/train/dcgm-exporter.csv"]
+    assert written[dcgm.ENVIRONMENT_PATH] == files["dcgm/train/dcgm-exporter.env"]
+
+
+@pytest.mark.parametrize("stack", ["lab", "aws-p5", "multicloud", "superpod-h100"])
+def test_the_exporter_listens_where_the_rendered_scrape_configuration_looks(stack):
+    files = rendered(STACKS / stack / "factory.yaml")
+    config = yaml.safe_load(files["prometheus/prometheus.yml"])
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    pools = [rel.split("/")[1] for rel in files if rel.endswith("dcgm-exporter.env")]
+    assert pools
+    for pool in pools:
+        env = dict(line.split("=", 1) for line in files[f"dcgm/{pool}/dcgm-exporter.env"].splitlines()
+                   if line and not line.startswith("#"))
+        port = int(env["DCGM_EXPORTER_LISTEN"].rsplit(":", 1)[1])
+        job = jobs[f"dcgm-{pool}"]
+        if "ec2_sd_configs" in job:
+            assert [sd["port"] for sd in job["ec2_sd_configs"]] == [port], pool
+        else:
+            address = next(r for r in job["relabel_configs"] if r.get("target_label") == "__address__")
+            assert address["replacement"] == f"${{1}}:{port}", pool
 
 
 def test_rendered_exporter_environment_names_only_variables_the_exporter_reads():

@@ -32,7 +32,7 @@ def test_ansible_lint_production_profile_is_clean():
 @pytest.mark.parametrize("playbook", ["site.yml", "upgrade.yml", "health.yml"])
 def test_syntax_check(playbook, tmp_path):
     inventory = tmp_path / "hosts.yml"
-    groups = ["nvidia", "nvswitch", "imex", "rdma", "efa", "gpudirect_tcpx", "gpudirect_tcpxo", "slurm"]
+    groups = ["nvidia", "nvswitch", "imex", "rdma", "efa", "gpudirect_tcpx", "gpudirect_tcpxo", "slurm", "monitoring"]
     inventory.write_text(yaml.safe_dump({"all": {"children": {g: {"hosts": {"n1": None}} for g in groups}}}))
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--syntax-check", playbook],
                           cwd=PLAYBOOKS, capture_output=True, text=True, env=ENV)
@@ -81,7 +81,8 @@ def test_role_layout_and_argument_specs(role):
                 assert used.startswith(f"_{name}_"), (file.name, line)
 
 
-OS_ROLES = ["nvidia_driver", "cuda_toolkit", "rdma", "slurm_client", "nccl", "nvidia_fabric"]
+OS_ROLES = ["nvidia_driver", "cuda_toolkit", "rdma", "slurm_client", "nccl", "nvidia_fabric", "node_exporter",
+            "prometheus"]
 
 
 @pytest.mark.parametrize("name", OS_ROLES)
@@ -114,7 +115,9 @@ def test_fabric_manager_and_nscq_follow_the_driver_version():
     assert defaults["nvidia_fabric_nscq_version"] == "{{ nvidia_fabric_manager_version }}"
     driver = yaml.safe_load((PLAYBOOKS / "roles/nvidia_driver/defaults/main.yml").read_text())
     assert defaults["nvidia_fabric_manager_version"] == driver["nvidia_driver_version"]
-    assert defaults["nvidia_fabric_manager_package"].endswith(driver["nvidia_driver_branch"])
+    # The default branch is R580, from which NVIDIA's repository names fabric manager without the
+    # branch on apt and dnf alike (catalog table packages); the inventory sets the name per branch.
+    assert driver["nvidia_driver_branch"] == "580" and defaults["nvidia_fabric_manager_package"] == "nvidia-fabricmanager"
 
 
 NVL72_590 = """

@@ -45,3 +45,21 @@ def expand(hostlist: str) -> list[str]:
             hi = hi or lo
             out += [f"{prefix}{i:0{len(lo)}d}{suffix}" for i in range(int(lo), int(hi) + 1)]
     return out
+
+
+def nvl72_spec(nodes: int, os_name: str, hgx: int = 0, hgx_fabric: str = "ib") -> str:
+    """A GB200 NVL72 pool (18 trays of 4 GPUs per NVLink domain) on ``os_name`` (none when
+    ``nodes`` is 0), and optionally an HGX H100 pool at the same site on ``hgx_fabric``."""
+    pools = []
+    if nodes:
+        pools.append(f"{{name: rack, site: hall, provider: onprem, system: gb200-nvl72, nodes: {nodes}, fabric: ib}}")
+    if hgx:
+        pools.append(f"{{name: hgx, site: hall, provider: onprem, system: hgx-h100, nodes: {hgx}, "
+                     f"fabric: {hgx_fabric}}}")
+    return f"""
+name: nvl
+software: {{driver_branch: "580", cuda: "13.0", os: {os_name}}}
+sites: [{{name: hall, power_mw: 20, pue: 1.15, rack_kw: 140}}]
+fabrics: [{{name: ib, type: infiniband, switch: qm9700}}, {{name: eth, type: ethernet, switch: sn5600}}]
+pools: [{", ".join(pools)}]
+"""

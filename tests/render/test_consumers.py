@@ -46,6 +46,8 @@ def test_promtool_accepts_prometheus_config(case, tmp_path):
                        capture_output=True, text=True, cwd=root / "prometheus")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUCCESS" in r.stdout + r.stderr
+    # Every target file the configuration reads was rendered too (promtool checks each one).
+    assert "does not exist" not in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_promtool_rejects_a_broken_config(tmp_path):

@@ -15,7 +15,7 @@ from aifactory.inventory import host_names, host_range
 from aifactory.render import hostlist as hl
 from aifactory.render.deployment import MANIFEST, render
 from aifactory.render.nccl import settings
-from tests.render.helpers import REPO, STACKS, expand, planned, rendered
+from tests.render.helpers import REPO, STACKS, expand, nvl72_spec, planned, rendered
 
 NVL72 = """
 name: nvl
@@ -141,6 +141,111 @@ def test_block_topology_has_one_block_per_nvlink_domain():
     assert all(len(m) == 72 // pool.gpus_per_node == 18 for m in members)
     assert sum(members, []) == [f"rack-{i:04d}" for i in range(1, 55)]
     assert {b["BlockName"] for b in blocks} == {"rack-nvl0001", "rack-nvl0002", "rack-nvl0003"}
+
+
+def _slurm(spec: str, release=None) -> tuple[dict, list[dict], str]:
+    """(plan pools by name, topology.conf lines, the TopologyPlugin) for the lock's Slurm, or
+    for ``release`` (the renderer's override, for releases no supported OS ships)."""
+    from aifactory.render import slurm
+
+    plan, _ = planned(spec)
+    files = slurm.files(plan, plan.catalog()) if release is None else slurm.files(plan, plan.catalog(), release)
+    plugin = re.search(r"^TopologyPlugin=(\S+)$", files["slurm/hall/slurm.conf"], re.M).group(1)
+    return {p.name: p for p in plan.pools}, _parse(files["slurm/hall/topology.conf"]), plugin
+
+
+def _switch_tree(topo: list[dict]) -> tuple[dict[str, list[str]], str]:
+    """Every node's leaf switch, checking that the switches form one tree: each node under one
+    leaf, each switch under one parent, one root."""
+    assert all("SwitchName" in t and "BlockName" not in t for t in topo)
+    assert not any(k.startswith("Block") for t in topo for k in t)
+    leaves: dict[str, list[str]] = {}
+    parent: dict[str, str] = {}
+    for t in topo:
+        if "Nodes" in t:
+            leaves[t["SwitchName"]] = expand(t["Nodes"])
+        for child in expand(t.get("Switches", "")):
+            assert child not in parent, f"{child} has two parents"
+            parent[child] = t["SwitchName"]
+    names = [t["SwitchName"] for t in topo]
+    assert len(set(names)) == len(names) and set(parent) <= set(names)
+    roots = [n for n in names if n not in parent]
+    assert len(roots) == 1, roots
+    nodes = [n for members in leaves.values() for n in members]
+    assert len(set(nodes)) == len(nodes), "a node under two leaves"
+    return leaves, roots[0]
+
+
+@pytest.mark.parametrize("os_name,release", [("debian-12", "22.05"), ("ubuntu-22.04", "21.08")])
+def test_slurm_before_23_11_gets_a_tree_with_one_leaf_per_nvlink_domain(os_name, release):
+    """No topology/block before 23.11: the NVL72 pool's NVLink domains are leaf switches, so a
+    job still fits in one domain first, and slurmctld loads the file (test_slurmctld.py)."""
+    pools, topo, plugin = _slurm(nvl72_spec(45, os_name))
+    assert plugin == "topology/tree"
+    leaves, root = _switch_tree(topo)
+    assert [len(m) for m in leaves.values()] == [18, 18, 9]  # a short domain is a smaller switch
+    assert sum(leaves.values(), []) == [f"rack-{i:04d}" for i in range(1, 46)]
+    assert root == "rack-nvl" and list(leaves) == ["rack-nvl0001", "rack-nvl0002", "rack-nvl0003"]
+
+
+def test_slurm_23_11_gets_equal_blocks_and_no_block_sizes():
+    """23.11 has BlockLevels (its default 0-4 is wanted) but no BlockSizes, and stops on blocks of
+    different node counts: the partly filled last rack is left out of the blocks."""
+    pools, topo, plugin = _slurm(nvl72_spec(63, "ubuntu-24.04"))
+    assert plugin == "topology/block"
+    assert all(set(t) == {"BlockName", "Nodes"} for t in topo), "no BlockSizes or BlockLevels for 23.11"
+    members = [expand(t["Nodes"]) for t in topo]
+    assert [len(m) for m in members] == [18, 18, 18]
+    assert sum(members, []) == [f"rack-{i:04d}" for i in range(1, 55)]  # rack-0055..0063 in no block
+
+
+def test_slurm_24_11_block_sizes_start_at_one_nvl72_domain_and_leave_out_a_short_block():
+    pools, topo, plugin = _slurm(nvl72_spec(63, "ubuntu-24.04"), (24, 11))
+    pool = pools["rack"]
+    assert plugin == "topology/block"
+    *blocks, sizes = topo
+    assert list(sizes) == ["BlockSizes"] and all(set(b) == {"BlockName", "Nodes"} for b in blocks)
+    base = pool.nvlink_domain_gpus // pool.gpus_per_node
+    assert base == 18 and sizes["BlockSizes"].split(",")[0] == "18"  # GB200 NVL72: 72 GPUs, 4 per tray
+    # Higher sizes are doublings of the base, none larger than all blocks together.
+    assert [int(v) for v in sizes["BlockSizes"].split(",")] == [18, 36]
+    assert [len(expand(b["Nodes"])) for b in blocks] == [18, 18, 18]
+    whole = _slurm(nvl72_spec(54 * 6, "ubuntu-24.04"), (24, 11))[1]
+    assert whole[-1] == {"BlockSizes": "18,36,72,144,288"} and len(whole) == 18 + 1  # Slurm's levels 0-4
+
+
+def test_slurm_25_05_takes_the_short_block():
+    pools, topo, plugin = _slurm(nvl72_spec(63, "ubuntu-24.04"), (25, 5))
+    *blocks, sizes = topo
+    assert [len(expand(b["Nodes"])) for b in blocks] == [18, 18, 18, 9]
+    assert sizes == {"BlockSizes": "18,36,72"}
+
+
+def test_an_os_without_its_own_slurm_gets_the_tree_every_release_loads():
+    pools, topo, plugin = _slurm(nvl72_spec(36, "rhel-9"))
+    assert plugin == "topology/tree" and list(_switch_tree(topo)[0]) == ["rack-nvl0001", "rack-nvl0002"]
+
+
+@pytest.mark.parametrize("release", [None, (24, 11), (25, 5)])
+def test_a_mixed_factory_keeps_its_switch_tree(release):
+    """An NVL72 pool and an HGX pool on one fabric at one site: the HGX pool keeps the same
+    switch tree it has on its own, and the NVL72 domains join it as leaf switches."""
+    pools, topo, plugin = _slurm(nvl72_spec(36, "ubuntu-24.04", hgx=40), release)
+    assert plugin == "topology/tree"
+    leaves, root = _switch_tree(topo)
+    alone = _parse(rendered(nvl72_spec(0, "ubuntu-24.04", hgx=40))["slurm/hall/topology.conf"])
+    assert alone and all(t in topo for t in alone), "the HGX pool's tree is the one it has alone"
+    assert {n: len(m) for n, m in leaves.items()} == {"rack-nvl0001": 18, "rack-nvl0002": 18,
+                                                       "ib-t1-0001": 32, "ib-t1-0002": 8}
+    assert root == "hall-root"
+
+
+def test_a_pool_without_a_switch_tree_leaves_the_nvl72_blocks_alone():
+    """A pool with no fabric tree to lose shares the site's topology/block without a block of its
+    own; its partition holds no block node, so slurmctld places its jobs without topology."""
+    pools, topo, plugin = _slurm(nvl72_spec(36, "ubuntu-24.04", hgx=8, hgx_fabric="eth"))
+    assert plugin == "topology/block"
+    assert [t["BlockName"] for t in topo] == ["rack-nvl0001", "rack-nvl0002"]
 
 
 def test_gres_conf_matches_the_plan():

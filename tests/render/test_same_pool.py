@@ -60,7 +60,7 @@ def test_same_pool_same_slurm_and_dcgm(pair):
             assert re.search(r"ClusterName=|NodeName=|PartitionName=", line), (name, line)
         # ... and once those are blanked out the files are identical.
         assert _normalise(a, "train-a", "a") == _normalise(b, "train-b", "b"), name
-    for name in ("dcgm-exporter.csv", "dcgm-exporter.env", "health.yaml"):
+    for name in ("dcgm-exporter.csv", "dcgm-exporter.env"):
         assert files[f"dcgm/train-a/{name}"] == files[f"dcgm/train-b/{name}"], name
     # GRES: same GPU type and count on both.
     assert re.search(r"Gres=gpu:h100_sxm:8", files["slurm/a/slurm.conf"])

@@ -9,24 +9,33 @@ what is asserted is what slurmctld understood: names, CPUs, memory, GRES and the
 gres.conf is read by slurmd, which checks the local CPUs and /dev/nvidia* against it, so it
 cannot run here; gres.conf lines are checked against the plan in test_render.py.
 
-Debian 12's Slurm has no topology/block (23.11+); the block topology of NVL72 pools is
-checked against the plan by the parser test in test_render.py and by the golden files.
+Debian 12's Slurm (22.05) has no topology/block (23.11+): there NVL72 pools get a switch tree,
+which this slurmctld loads. topology/block is read by Debian 13's slurmctld (24.11), run in a
+Debian 13 root filesystem (debootstrap, cached as a tarball like the Debian 12 one; needs root):
+the renderer is asked for the release that slurmctld reports, so the file under test is the one
+a Debian 13 factory gets.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tarfile
+import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.render.helpers import STACKS, expand, planned, rendered
+from aifactory.configure.rootfs import debian_mirror, default_cache_dir
+from aifactory.render import slurm
+from tests.conftest import need_root, require_tool
+from tests.render.helpers import STACKS, expand, nvl72_spec, planned, rendered
 
 pytestmark = pytest.mark.slow
 
@@ -46,21 +55,24 @@ def _free_port() -> int:
 
 def _expand(ctld: "Slurmctld", hostlist: str) -> list[str]:
     """Slurm's own expansion of a hostlist (scontrol needs a slurm.conf to run at all)."""
-    out = subprocess.run([ctld.scontrol, "show", "hostnames", hostlist], env=ctld.env, check=True,
+    out = subprocess.run([*ctld.scontrol, "show", "hostnames", hostlist], env=ctld.env, check=True,
                          capture_output=True, text=True)
     return out.stdout.split()
 
 
-def _local_conf(src: dict[str, str], site: str, tmp: Path) -> Path:
+def _local_conf(src: dict[str, str], site: str, tmp: Path, root: Path = Path("/")) -> Path:
+    """slurm.conf and its companions in ``tmp``, with paths as a slurmctld chrooted to ``root``
+    sees them; returns slurm.conf's path as that slurmctld sees it."""
     for name in ("slurm.conf", "gres.conf", "topology.conf", "cgroup.conf"):
         key = f"slurm/{site}/{name}"
         if key in src:
             (tmp / name).write_text(src[key])
     state = tmp / "state"
     state.mkdir()
-    local = dict(LOCAL, StateSaveLocation=str(state), SlurmdSpoolDir=str(tmp / "spool"),
-                 SlurmctldPidFile=str(tmp / "slurmctld.pid"), SlurmctldPort=str(_free_port()),
-                 SlurmctldLogFile=str(tmp / "slurmctld.log"))
+    inside = Path("/") / tmp.relative_to(root)
+    local = dict(LOCAL, StateSaveLocation=str(inside / "state"), SlurmdSpoolDir=str(inside / "spool"),
+                 SlurmctldPidFile=str(inside / "slurmctld.pid"), SlurmctldPort=str(_free_port()),
+                 SlurmctldLogFile=str(inside / "slurmctld.log"))
     lines, seen, next_addr = [], set(), 1
     for line in (tmp / "slurm.conf").read_text().splitlines():
         key = line.split("=", 1)[0]
@@ -75,22 +87,37 @@ def _local_conf(src: dict[str, str], site: str, tmp: Path) -> Path:
         lines.append(line)
     lines += [f"{k}={v}" for k, v in local.items() if k not in seen]
     (tmp / "slurm.conf").write_text("\n".join(lines) + "\n")
-    return tmp / "slurm.conf"
+    return inside / "slurm.conf"
 
 
 class Slurmctld:
-    def __init__(self, conf: Path):
+    """slurmctld in the foreground, on this machine or chrooted to a root filesystem ``root``."""
+
+    def __init__(self, conf: Path, root: Optional[Path] = None, log: Optional[Path] = None):
         self.conf = conf
+        self.log = log
         self.env = dict(os.environ, SLURM_CONF=str(conf))
-        self.proc = subprocess.Popen([require_tool("slurmctld", "slurmctld"), "-D", "-f", str(conf)],
+        chroot = ["chroot", str(root)] if root else []
+        daemon = "slurmctld" if root else require_tool("slurmctld", "slurmctld")
+        self.proc = subprocess.Popen([*chroot, daemon, "-D", "-f", str(conf)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
-        self.scontrol = require_tool("scontrol", "slurm-client")
+        self.scontrol = [*chroot, "scontrol" if root else require_tool("scontrol", "slurm-client")]
+
+    def exited(self, timeout: float = 30) -> tuple[int, str]:
+        """Exit status and log of a slurmctld expected to stop on its own (a config it refuses)."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError("slurmctld kept running")
+        out = self.proc.stdout.read()
+        return code, out + (self.log.read_text() if self.log and self.log.exists() else "")
 
     def show(self, *args: str) -> str:
         deadline = time.monotonic() + 30
         while True:
-            r = subprocess.run([self.scontrol, "show", *args], env=self.env, capture_output=True, text=True)
+            r = subprocess.run([*self.scontrol, "show", *args], env=self.env, capture_output=True, text=True)
             if r.returncode == 0:
                 return r.stdout
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -108,10 +135,13 @@ class Slurmctld:
                 self.proc.wait()
 
 
-def _start(files: dict[str, str], site: str, tmp_path: Path) -> Slurmctld:
+def _start(files: dict[str, str], site: str, tmp_path: Path, root: Optional[Path] = None) -> Slurmctld:
+    if root:
+        tmp_path = Path(tempfile.mkdtemp(prefix="slurm-", dir=root / "tmp"))
+        return Slurmctld(_local_conf(files, site, tmp_path, root), root, tmp_path / "slurmctld.log")
     require_tool("slurmctld", "slurmctld")
     require_tool("scontrol", "slurm-client")
-    return Slurmctld(_local_conf(files, site, tmp_path))
+    return Slurmctld(_local_conf(files, site, tmp_path), log=tmp_path / "slurmctld.log")
 
 
 def _fields(text: str) -> dict[str, str]:
@@ -166,3 +196,123 @@ def test_multicloud_every_site_is_accepted(tmp_path):
         finally:
             ctld.stop()
 
+
+
+def _switches(ctld: Slurmctld) -> dict[str, dict[str, str]]:
+    topo = ctld.show("topology")
+    return {m["SwitchName"]: m for m in (_fields(line) for line in topo.splitlines() if line.strip())}
+
+
+def test_nvl72_beside_an_hgx_pool_is_one_switch_tree_slurm_22_05_loads(tmp_path):
+    """Debian 12 (Slurm 22.05, no topology/block): the NVL72 pool's NVLink domains, the partly
+    filled one too, are leaf switches; the HGX pool on the same fabric keeps its scalable-unit
+    leaves; one root joins both."""
+    spec = nvl72_spec(45, "debian-12", hgx=40)
+    plan, _ = planned(spec)
+    files = slurm.files(plan, plan.catalog())
+    assert "TopologyPlugin=topology/tree" in files["slurm/hall/slurm.conf"]
+    ctld = _start(files, "hall", tmp_path)
+    try:
+        switches = _switches(ctld)
+        leaves = {n: _expand(ctld, s["Nodes"]) for n, s in switches.items() if s["Level"] == "0"}
+        assert {n: len(m) for n, m in leaves.items()} == {
+            "rack-nvl0001": 18, "rack-nvl0002": 18, "rack-nvl0003": 9, "ib-t1-0001": 32, "ib-t1-0002": 8}
+        assert sorted(sum(leaves.values(), [])) == sorted(n for p in plan.pools for n in p.host_names())
+        assert _expand(ctld, switches["rack-nvl"]["Switches"]) == ["rack-nvl0001", "rack-nvl0002", "rack-nvl0003"]
+        assert sorted(_expand(ctld, switches["hall-root"]["Switches"])) == ["ib-top", "rack-nvl"]
+        assert max(int(s["Level"]) for s in switches.values()) == int(switches["hall-root"]["Level"])
+    finally:
+        ctld.stop()
+
+
+# Debian 13's Slurm (24.11), in a root filesystem of its own: the distribution release that loads
+# topology/block with BlockSizes.
+DEBIAN_13 = ("trixie", ("slurmctld", "slurm-client"))
+
+
+def _debian_13_tarball(cache: Path) -> Path:
+    tarball = cache / "debian-13-slurmctld.tar.gz"
+    if tarball.is_file():
+        return tarball
+    debootstrap = require_tool("debootstrap", "debootstrap")
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="debian-13-", dir=cache))
+    try:
+        suite, include = DEBIAN_13
+        r = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(include)}", suite,
+                            str(work / "tree"), debian_mirror()], capture_output=True, text=True)
+        assert r.returncode == 0, f"debootstrap {suite} failed:\n{(r.stdout + r.stderr)[-4000:]}"
+        for deb in (work / "tree/var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
+        with tarfile.open(work / "tree.tar.gz", "w:gz", compresslevel=1) as tar:
+            tar.add(work / "tree", arcname=".")
+        os.replace(work / "tree.tar.gz", tarball)  # atomic: a reader sees the whole tarball or none
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tarball
+
+
+@pytest.fixture(scope="module")
+def debian_13(tmp_path_factory):
+    """A Debian 13 tree with slurmctld and scontrol, and the (major, minor) Slurm release it has."""
+    need_root()
+    cache = Path(os.environ.get("AIFACTORY_CACHE_DIR", default_cache_dir()))
+    root = tmp_path_factory.mktemp("debian-13")
+    with tarfile.open(_debian_13_tarball(cache), "r:gz") as tar:
+        tar.extractall(root, filter="fully_trusted")  # our own tarball, made as root
+    # slurmctld resolves the controller's name and reads /proc/self; the tree has neither.
+    (root / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    try:
+        version = subprocess.run(["chroot", str(root), "slurmctld", "-V"], capture_output=True, text=True,
+                                 check=True).stdout
+        major, minor = re.search(r"(\d+)\.(\d+)\.\d+", version).groups()
+        yield root, (int(major), int(minor))
+    finally:
+        subprocess.run(["umount", "-l", str(root / "proc")], check=False)
+
+
+def test_debian_13_slurmctld_loads_whole_nvl72_blocks(debian_13):
+    """Slurm 24.11 takes BlockSizes=18 and one block per whole NVL72 rack; the partly filled rack
+    and a pool without a switch tree stay out of the blocks, which slurmctld accepts."""
+    root, release = debian_13
+    assert release == (24, 11), "Debian 13 ships Slurm 24.11"
+    plan, _ = planned(nvl72_spec(63, "ubuntu-24.04", hgx=8, hgx_fabric="eth"))
+    files = slurm.files(plan, plan.catalog(), release)
+    assert "TopologyPlugin=topology/block" in files["slurm/hall/slurm.conf"]
+    ctld = _start(files, "hall", Path(), root)
+    try:
+        blocks = [_fields(line) for line in ctld.show("topology").splitlines() if line.startswith("BlockName=")]
+        assert [b["BlockName"] for b in blocks] == ["rack-nvl0001", "rack-nvl0002", "rack-nvl0003"]
+        assert {b["BlockSize"] for b in blocks} == {"18"}
+        assert sum((_expand(ctld, b["Nodes"]) for b in blocks), []) == [f"rack-{i:04d}" for i in range(1, 55)]
+        nodes = [_fields(line) for line in ctld.show("node", "-o").splitlines() if line.startswith("NodeName=")]
+        assert len(nodes) == 63 + 8  # every node is configured, in a block or not
+        assert _fields(ctld.show("partition", "rack"))["Nodes"] == "rack-[0001-0063]"
+        log = ctld.log.read_text()
+        assert re.search(r"blocks lack access to 17 nodes: .*rack-\[0055-0063\]", log), log[-2000:]
+    finally:
+        ctld.stop()
+
+
+def test_debian_13_slurmctld_refuses_the_short_block_only_25_05_takes(debian_13):
+    """Why the short block is left out before 25.05: the file 25.05+ gets stops Slurm 24.11."""
+    root, release = debian_13
+    plan, _ = planned(nvl72_spec(63, "ubuntu-24.04"))
+    code, log = _start(slurm.files(plan, plan.catalog(), (25, 5)), "hall", Path(), root).exited()
+    assert code != 0 and "Block configuration (rack-nvl0004) children count lower than bblock_node_cnt" in log
+
+
+def test_debian_13_slurmctld_loads_the_tree_of_a_mixed_factory(debian_13):
+    """An NVL72 pool beside an HGX pool on one fabric keeps the switch tree on 24.11 too."""
+    root, release = debian_13
+    plan, _ = planned(nvl72_spec(36, "ubuntu-24.04", hgx=40))
+    files = slurm.files(plan, plan.catalog(), release)
+    ctld = _start(files, "hall", Path(), root)
+    try:
+        switches = _switches(ctld)
+        leaves = {n: len(_expand(ctld, s["Nodes"])) for n, s in switches.items() if s["Level"] == "0"}
+        assert leaves == {"rack-nvl0001": 18, "rack-nvl0002": 18, "ib-t1-0001": 32, "ib-t1-0002": 8}
+        assert sorted(_expand(ctld, switches["hall-root"]["Switches"])) == ["ib-top", "rack-nvl"]
+    finally:
+        ctld.stop()

@@ -25,6 +25,8 @@ import pytest
 import yaml
 from rich.console import Console
 
+from tests.conftest import missing
+
 REPO = Path(__file__).resolve().parents[2]
 STACKS = REPO / "stacks"
 
@@ -183,7 +185,7 @@ def test_configure_leaves_no_copy_of_the_environment_or_extra_vars(tmp_path):
     """ansible-runner writes the process environment and the extra vars to its private folder; the
     run's own temporary folder must be gone afterwards. The join token enters as an extra var."""
     if not (Path(sys.executable).parent / "ansible-playbook").exists():
-        pytest.skip("ansible-playbook not installed next to this interpreter: pip install -e '.[dev]'")
+        missing("ansible-playbook not installed next to this interpreter: pip install -e '.[dev]'")
     work = tmp_path / "work"
     work.mkdir()
     inv = _cli("inventory", str(STACKS / "onprem-dgx" / "factory.yaml"), "--out", "inv", cwd=work)
@@ -206,7 +208,7 @@ def test_configure_leaves_no_copy_of_the_environment_or_extra_vars(tmp_path):
 def test_configure_into_a_chosen_folder_drops_the_environment_copy(tmp_path, monkeypatch):
     """A caller-chosen artifacts folder keeps the run's events, not the copy of the environment."""
     if not (Path(sys.executable).parent / "ansible-playbook").exists():
-        pytest.skip("ansible-playbook not installed next to this interpreter: pip install -e '.[dev]'")
+        missing("ansible-playbook not installed next to this interpreter: pip install -e '.[dev]'")
     from aifactory import configure
 
     for key, value in PLANTED_ENV.items():

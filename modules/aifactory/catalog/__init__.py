@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Iterator, Mapping, Optional, Sequence
 
+from .. import providers
 from ..errors import AifactoryError, format_path
 
 SCHEMA_VERSION = "v1"
@@ -114,7 +115,6 @@ class DriverBranch:
     eol: Optional[str]
     latest: Optional[str]
     default_cuda: Optional[str]
-    fabric_manager_package_versioned: bool
     source: Prose
 
 
@@ -264,9 +264,45 @@ class DcgmCounter:
     source: Prose
 
 
+# The packages table: one NVIDIA package name per component, OS family and range of driver
+# branches. A name is a template: only these placeholders, filled from the software lock.
+PACKAGE_PLACEHOLDERS = ("branch", "cuda_major", "cuda_minor")
+PACKAGE_COMPONENTS = ("driver", "driver_open", "driver_stream", "driver_open_stream", "fabric_manager", "nscq",
+                      "imex", "nvlsm", "cuda_toolkit", "nccl", "nccl_dev")
+PACKAGE_FAMILIES = ("debian", "redhat")
+# How a version is pinned: `=` apt (name=<version>*), `-` dnf (name-<version>), `module` a dnf
+# module stream (enabled, not a package: it has no version of its own).
+PACKAGE_PINS = {"=": "debian", "-": "redhat", "module": "redhat"}
+_PLACEHOLDER = r"\{(?:" + "|".join(PACKAGE_PLACEHOLDERS) + r")\}"
+PACKAGE_TEMPLATE = Cell(rf"(?:[a-z0-9]|{_PLACEHOLDER})(?:[a-z0-9.+:-]|{_PLACEHOLDER}){{0,63}}",
+                        "a package name of a-z, 0-9 and .+:- with no placeholder but "
+                        + ", ".join("{" + p + "}" for p in PACKAGE_PLACEHOLDERS))
+PACKAGE_COMPONENT = Cell("|".join(PACKAGE_COMPONENTS), "one of " + ", ".join(PACKAGE_COMPONENTS))
+PACKAGE_FAMILY = Cell("|".join(PACKAGE_FAMILIES), "one of " + ", ".join(PACKAGE_FAMILIES))
+PACKAGE_PIN = Cell("=|-|module", "=, - or module")
+
+
+@dataclass(frozen=True)
+class PackageName:
+    """The name of one NVIDIA package (or dnf module stream) for an OS family over a range of
+    driver branches, both ends inclusive; an empty end is open. Ranges of one component and
+    family never overlap, so a lookup finds at most one row."""
+
+    component: Annotated[str, PACKAGE_COMPONENT]
+    family: Annotated[str, PACKAGE_FAMILY]
+    first_branch: Optional[int]
+    last_branch: Optional[int]
+    name: Annotated[str, PACKAGE_TEMPLATE]
+    version_pin: Annotated[str, PACKAGE_PIN]
+    source: Prose
+
+    def covers(self, branch: int) -> bool:
+        return (self.first_branch is None or self.first_branch <= branch) and (
+            self.last_branch is None or branch <= self.last_branch)
+
+
 ONPREM_FABRICS = ("infiniband", "roce", "ethernet")
 FABRIC_TYPES = ("infiniband", "roce", "ethernet", "efa", "gpudirect-tcpx", "gpudirect-tcpxo")
-PROVIDERS = ("onprem", "lab", "aws", "gcp", "azure", "oci")
 
 
 @dataclass(frozen=True)
@@ -304,6 +340,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("node_hardware", NodeHardware, ("system",), "host CPUs and memory per system, for Slurm"),
     Table("nccl_env", NcclVar, ("scope", "key", "variable"), "NCCL variables per fabric, provider and system"),
     Table("dcgm_counters", DcgmCounter, ("field",), "dcgm-exporter counters"),
+    Table("packages", PackageName, ("component", "family", "first_branch"),
+          "NVIDIA package names per component, OS family and driver branch range"),
 )}
 
 
@@ -473,6 +511,34 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
 
+def check_package_ranges(rows: typing.Iterable[PackageName]) -> None:
+    """Refuse a packages table whose lookup could be ambiguous or whose pins cannot work: two rows
+    of one component and family whose branch ranges overlap, a range that ends before it starts,
+    a pin that is not the family's (apt ``=`` for debian; dnf ``-`` or ``module`` for redhat), or
+    ``module`` on anything but a module stream."""
+    by_key: dict[tuple[str, str], list[PackageName]] = {}
+    for r in rows:
+        where = f"packages {r.component}/{r.family} from {r.first_branch or 'the first branch'}"
+        if r.first_branch is not None and r.last_branch is not None and r.last_branch < r.first_branch:
+            raise CatalogError(f"{where}: last_branch {r.last_branch} is before first_branch {r.first_branch}")
+        if PACKAGE_PINS[r.version_pin] != r.family:
+            raise CatalogError(f"{where}: version_pin {r.version_pin!r} is not a {r.family} pin")
+        if (r.version_pin == "module") != r.component.endswith("_stream"):
+            raise CatalogError(f"{where}: version_pin module is for the *_stream components, and only it")
+        by_key.setdefault((r.component, r.family), []).append(r)
+    low, high = -1, 10**9
+    for (component, family), group in by_key.items():
+        group.sort(key=lambda r: low if r.first_branch is None else r.first_branch)
+        for a, b in zip(group, group[1:]):
+            a_end = high if a.last_branch is None else a.last_branch
+            b_start = low if b.first_branch is None else b.first_branch
+            if b_start <= a_end:
+                raise CatalogError(
+                    f"packages {component}/{family}: the rows for branches {a.first_branch or '*'}-"
+                    f"{a.last_branch or '*'} ({a.name}) and {b.first_branch or '*'}-{b.last_branch or '*'} "
+                    f"({b.name}) overlap; give each branch one row")
+
+
 class Catalog:
     """Typed, indexed view of every table: the packaged rows, then the overlay's. Use
     :func:`load` to get the shared instance for an overlay."""
@@ -525,8 +591,9 @@ class Catalog:
             if b.latest and b.latest.split(".")[0] != b.branch:
                 raise CatalogError(f"driver branch {b.branch}: latest {b.latest} is not on the branch")
         for s in self.systems.values():
-            if s.provider not in PROVIDERS:
-                raise CatalogError(f"instance type {s.id}: unknown provider {s.provider!r}")
+            if providers.find(s.provider) is None:
+                raise CatalogError(f"instance type {s.id}: unknown provider {s.provider!r}; "
+                                   f"known: {', '.join(providers.names())}")
             if s.gpus_per_node < 1 or s.node_kw <= 0:
                 raise CatalogError(f"system {s.id}: needs at least one GPU and a power draw above 0 kW")
         for v in self.nccl_env:
@@ -536,6 +603,7 @@ class Catalog:
             if c.requires not in ("all", "nvlink", "row_remap") or c.type not in ("gauge", "counter"):
                 raise CatalogError(f"dcgm_counters {c.field}: type must be gauge or counter and requires "
                                    "all, nvlink or row_remap")
+        check_package_ranges(self.rows["packages"])
 
     def hardware_for(self, system: str) -> NodeHardware:
         """Sockets, cores and memory of ``system``; the ``slurm-hardware`` check makes sure a

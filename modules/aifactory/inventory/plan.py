@@ -12,6 +12,16 @@ Group names carry a prefix (``pool_``, ``site_``, ``provider_``) so that a pool 
 or ``all`` can never collide with a role group or one of Ansible's own; ``-`` becomes ``_``
 because Ansible warns on group names that are not Python identifiers (the spec's name pattern
 has no ``_``, so the mapping is one-to-one).
+
+Files that ``aifactory render`` writes for nodes reach them through these variables, never
+through a second template in a role: the nccl role installs the pool's NCCL files, the dcgm role
+its dcgm-exporter counters and environment, the prometheus role (``monitoring`` group) the
+factory's Prometheus configuration and target files.
+
+The ``monitoring`` group holds the host that runs Prometheus. The spec has no field for it, so
+it is the first host of the first pool: every factory gets a Prometheus that scrapes every
+node, the lab included. To run it elsewhere, add that host to ``monitoring`` from a second
+inventory source (``-i deploy/inventory -i monitoring.yml``); it gets the same group_vars.
 """
 
 from __future__ import annotations
@@ -89,6 +99,13 @@ NVL72_DOMAIN_GPUS = 72
 # racks: at most 64 small group_vars files). A larger generated pool gets no peers, and the
 # nvidia_fabric role stops on a running node until nvidia_fabric_imex_peers is set for it.
 IMEX_PEERS_MAX_GENERATED_NODES = 64 * 18
+# The Ansible group of the Prometheus host (see the module docstring).
+MONITORING_GROUP = "monitoring"
+# A pool's rendered Prometheus target file (~20 bytes a node) goes into the inventory only up to
+# this many nodes, so the inventory stays a few kilobytes per pool. A larger pool's file is copied
+# from the deployment folder (prometheus/targets/<pool>.json) to /etc/prometheus/targets/ on the
+# monitoring host; the prometheus role stops until it is there.
+PROMETHEUS_TARGETS_MAX_NODES = 2048
 
 
 def group_name(kind: str, name: str) -> str:
@@ -114,6 +131,21 @@ def _dump(data: Any) -> str:
                               allow_unicode=False, width=1000)
 
 
+# The role variables that carry each package of software.packages: its name and, where the role
+# pins it to the lock, its version. The nvidia_driver role installs the headless part of the
+# driver metapackage by its own per-distribution names and gets only the module stream (RHEL);
+# NCCL's two packages go to nccl_packages together.
+PACKAGE_VARS = {
+    "driver_stream": ("nvidia_driver_module_stream", None),
+    "fabric_manager": ("nvidia_fabric_manager_package", "nvidia_fabric_manager_version"),
+    "nscq": ("nvidia_fabric_nscq_package", "nvidia_fabric_nscq_version"),
+    "imex": ("nvidia_fabric_imex_package", "nvidia_fabric_imex_version"),
+    "nvlsm": ("nvidia_fabric_nvlsm_package", None),
+    "cuda_toolkit": ("cuda_toolkit_package", None),
+    "dcgm": ("dcgm_package", None),
+}
+
+
 def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
     lock = plan.software
     out: dict[str, Any] = {
@@ -131,14 +163,16 @@ def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
     })
     if lock.cuda:
         out["cuda_toolkit_version"] = lock.cuda
-    packages = software.packages(lock, catalog)  # the names versions.lock.json lists
-    if "fabric_manager" in packages:
-        out["nvidia_fabric_manager_package"], out["nvidia_fabric_manager_version"] = packages["fabric_manager"]
-        out["nvidia_fabric_nscq_package"], out["nvidia_fabric_nscq_version"] = packages["nscq"]
-    if "imex" in packages:  # NVL72 pools have no fabric manager; IMEX still follows the driver
-        out["nvidia_fabric_imex_package"], out["nvidia_fabric_imex_version"] = packages["imex"]
+    # The names versions.lock.json lists, for the lock's OS family (catalog table packages).
+    packages = software.packages(lock, catalog)
+    for component, (name_var, version_var) in PACKAGE_VARS.items():
+        if component in packages:  # IMEX follows the driver also on NVL72 pools, which have no fabric manager
+            out[name_var] = packages[component].name
+            if version_var:
+                out[version_var] = packages[component].version
+    if "nccl" in packages:
+        out["nccl_packages"] = [packages["nccl"].name, packages["nccl_dev"].name]
     if lock.dcgm_package:
-        out["dcgm_package"] = lock.dcgm_package
         out["dcgm_major"] = lock.dcgm_major
     if lock.nccl:
         out["nccl_version"] = lock.nccl
@@ -163,13 +197,16 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
     if pool.region:
         out["aifactory_region"] = pool.region
     if nvidia:
-        # The one author of a node's NCCL files is render/nccl.py; the nccl role installs its bytes.
-        from ..render.nccl import pool_files
+        # The one author of a node's NCCL and dcgm-exporter files is render/; the roles install its bytes.
+        from ..render import dcgm, nccl
 
-        conf, profile = pool_files(plan, pool)
+        conf, profile = nccl.pool_files(plan, pool)
+        counters, environment = dcgm.pool_files(plan, pool)
         out.update({
             "nccl_conf_content": conf,
             "nccl_profile_content": profile,
+            "dcgm_exporter_counters_content": counters,
+            "dcgm_exporter_environment_content": environment,
             "nvidia_fabric_manager": pool.fabric_manager,
             "nvidia_fabric_nvlsm": pool.nvlsm,
             "nvidia_fabric_imex": pool.imex,
@@ -178,6 +215,27 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
             "gpu_health_fabric_manager": pool.fabric_manager,
         })
     return out
+
+
+def monitoring_host(plan: Plan) -> str | None:
+    """The host the ``monitoring`` group holds: the first host of the first pool with nodes."""
+    for pool in plan.pools:
+        if pool.hosts:
+            return pool.hosts[0].name
+        if pool.nodes > 0:
+            return pool.node_name(1)
+    return None
+
+
+def monitoring_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
+    """The prometheus role's variables: the rendered configuration and the target files of the
+    pools up to :data:`PROMETHEUS_TARGETS_MAX_NODES` nodes, by file name under ``targets/``."""
+    from ..render import monitoring
+
+    targets = {f"{pool.name}.json": monitoring.targets_file(pool) for pool in plan.pools
+               if monitoring.has_targets_file(pool) and pool.nodes <= PROMETHEUS_TARGETS_MAX_NODES}
+    return {"prometheus_config_content": monitoring.config_file(plan, catalog),
+            "prometheus_targets_content": targets}
 
 
 def _role_groups(pool: PoolPlan, catalog: Catalog) -> list[str]:
@@ -265,6 +323,11 @@ def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
         for role_group in _role_groups(pool, catalog):
             member(role_group, pg)
         files[f"inventory/group_vars/{pg}.yml"] = _dump(pool_vars(pool, plan, catalog))
+
+    first = monitoring_host(plan)
+    if first is not None:
+        children[MONITORING_GROUP] = {"hosts": {first: None}}
+        files[f"inventory/group_vars/{MONITORING_GROUP}.yml"] = _dump(monitoring_vars(plan, catalog))
 
     files["inventory/hosts.yml"] = _dump({"all": {"children": children}})
     files["inventory/group_vars/all.yml"] = _dump(_software_vars(plan, catalog))

@@ -19,7 +19,9 @@ from ..errors import Finding
 from ..text import a_fabric, fabric_name
 from ..spec import Document, Factory
 from .model import FabricPlan, PoolPlan, SitePower, SoftwareLock
-from .sizing import ON_SITE, rack_kw
+from .. import providers
+from ..providers import on_site
+from .sizing import rack_kw
 
 
 class Issue(NamedTuple):
@@ -214,7 +216,7 @@ def provider_system(ctx: Context):
     sites = {s.name: s for s in ctx.factory.sites}
     for i, pool in enumerate(ctx.factory.pools):
         system = ctx.system(pool)
-        expected = "onprem" if pool.provider == "lab" else pool.provider
+        expected = providers.get(pool.provider).systems_from  # the spec accepts known providers only
         if system and system.provider != expected:
             yield Issue(("pools", i, "system"), f"{pool.system} is a {system.provider} system, not {pool.provider}",
                         f"set provider: {system.provider}, or pick a {pool.provider} system")
@@ -222,38 +224,32 @@ def provider_system(ctx: Context):
         if site and site.provider and site.provider != pool.provider:
             yield Issue(("pools", i, "provider"), f"site {site.name} is a {site.provider} site",
                         "a pool's provider must match its site's provider")
-        if pool.provider not in ON_SITE and not (pool.region or (site and site.region)):
+        if not on_site(pool.provider) and not (pool.region or (site and site.region)):
             yield Issue(("pools", i, "region"), "a cloud pool needs a region",
                         "set region on the pool or on its site")
-        if pool.provider not in ON_SITE and pool.hosts:
+        if not on_site(pool.provider) and pool.hosts:
             yield Issue(("pools", i, "hosts"), "hosts (MAC/BMC) apply to on-prem pools only",
                         "cloud nodes are created by the provider")
-        if pool.provider in ON_SITE and pool.nodes != "fill" and len(pool.hosts) > pool.nodes:
+        if on_site(pool.provider) and pool.nodes != "fill" and len(pool.hosts) > pool.nodes:
             yield Issue(("pools", i, "hosts"), f"{len(pool.hosts)} hosts listed for {pool.nodes} nodes",
                         "raise nodes or remove hosts")
 
 
 @check("provider-zones", "refs", "error",
        "a cloud node group with a placement group or zonal GPU networks lives in one zone the pool names",
-       providers=("aws", "gcp"))
+       providers=providers.where(lambda p: p.zone_required is not None))
 def provider_zones(ctx: Context):
-    from ..components.base import ZONE_REQUIRED
-
     for i, pool in enumerate(ctx.factory.pools):
-        why = ZONE_REQUIRED.get(pool.provider)
+        provider = providers.find(pool.provider)
+        why = provider.zone_required if provider else None
         if why and not pool.zones:
             yield Issue(("pools", i, "zones"), f"{pool.provider} pools need a zone: {why}",
                         "add zones: [<zone of the pool's region>]")
 
 
-# The stack config key that sets the region of each cloud's default provider, which every
-# resource of a pool is created with.
-STACK_REGION_KEYS = {"aws": "aws:region", "gcp": "gcp:region", "azure": "azure-native:location", "oci": "oci:region"}
-
-
 @check("stack-region", "refs", "error",
        "a cloud pool is built in its Pulumi stack's region: a site in another region would be built in the wrong "
-       "place, or fail on its zones", providers=tuple(STACK_REGION_KEYS))
+       "place, or fail on its zones", providers=providers.where(lambda p: p.region_key is not None))
 def stack_region(ctx: Context):
     """For a spec inside a Pulumi project folder (stacks/<name>/factory.yaml), every stack config
     beside it must set each used cloud's region to the region of that cloud's sites."""
@@ -275,7 +271,8 @@ def stack_region(ctx: Context):
         except (AifactoryError, SpecError):
             continue  # `aifactory preview` reports a malformed stack file with its line
         for i, pool in enumerate(ctx.factory.pools):
-            key = STACK_REGION_KEYS.get(pool.provider)
+            provider = providers.find(pool.provider)
+            key = provider.region_key if provider else None
             site = sites.get(pool.site)
             wanted = pool.region or (site.region if site else None)
             have = files.config.get(key) if key else None
@@ -292,14 +289,13 @@ def stack_region(ctx: Context):
 
 @check("provider-images", "refs", "error",
        "each cloud boots nodes from an image for the locked OS and the system's CPU architecture",
-       providers=("aws", "gcp", "azure", "oci"))
+       providers=providers.where(lambda p: p.images is not None))
 def provider_images(ctx: Context):
-    from ..components.base import image_for
-
     os_name = ctx.factory.software.os
     for i, pool in enumerate(ctx.factory.pools):
         system = ctx.system(pool)
-        if system is None or image_for(pool.provider, os_name, system.cpu_arch):
+        provider = providers.find(pool.provider)
+        if system is None or provider is None or provider.image(os_name, system.cpu_arch):
             continue
         yield Issue(("software", "os"), f"{pool.provider} has no {os_name} image for {system.cpu_arch} "
                     f"nodes (pool {pool.name}, {pool.system})",
@@ -337,7 +333,7 @@ def fabric_compat(ctx: Context):
         if len({p.provider for p in pools}) > 1:
             yield Issue(("fabrics", idx, "name"), f"fabric {name} mixes providers",
                         "declare one fabric per provider")
-        onsite = all(p.provider in ON_SITE for p in pools)
+        onsite = all(on_site(p.provider) for p in pools)
         if onsite and fabric.type in ONPREM_FABRICS and not fabric.switch:
             yield Issue(("fabrics", idx, "type"), f"on-prem {fabric_name(fabric.type)} fabric {name} needs a switch model",
                         f"set switch: (known: {', '.join(ctx.catalog.switches)})")
@@ -377,7 +373,7 @@ def fill(ctx: Context):
             continue
         per_site[pool.site] += 1
         site = sites.get(pool.site)
-        if pool.provider not in ON_SITE:
+        if not on_site(pool.provider):
             yield Issue(("pools", i, "nodes"), "nodes: fill needs a power budget; cloud pools have none",
                         "give a node count")
         elif site and site.power_mw is None:
@@ -410,9 +406,16 @@ def driver_branch(ctx: Context):
     if lock.driver is None:
         yield Issue(_sw(ctx, "driver_branch"), f"branch {row.branch} has no catalogued release",
                     "pin the exact version with software.driver")
+    supported = sorted((b for b in ctx.catalog.branches.values() if b.kind == "LTSB" and b.status == "supported"
+                        and b.latest and not (b.eol and _dt.date.fromisoformat(b.eol) < ctx.today)),
+                       key=lambda b: int(b.branch))
+    hint = f"move to a supported LTSB such as R{supported[-1].branch}" if supported else "move to a supported branch"
     if row.eol and _dt.date.fromisoformat(row.eol) < ctx.today:
         yield Issue(_sw(ctx, "driver_branch"), f"driver branch R{row.branch} reached end of life on {row.eol}",
-                    "move to a supported LTSB such as R580", "warning")
+                    hint, "warning")
+    elif not row.eol and row.status != "supported":  # new-feature branches end with no date published
+        yield Issue(_sw(ctx, "driver_branch"), f"driver branch R{row.branch} is no longer supported by NVIDIA "
+                    f"({row.status})", hint, "warning")
 
 
 @check("cuda-driver", "software", "both",
@@ -583,35 +586,135 @@ def site_power(ctx: Context):
                         f"{len(pool.hosts)} hosts declared", "raise the site's power_mw, or give nodes as a number")
 
 
-# Slurm in each OS's own repository (DOMAIN facts: Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu
-# 24.04 23.11). topology/block exists from 23.11; RHEL's comes from EPEL and varies, so it is
-# not judged here.
-SLURM_BY_OS = {"debian-12": (22, 5), "ubuntu-22.04": (21, 8), "ubuntu-24.04": (23, 11)}
+# Slurm in each OS's own repository, the one table render/slurm.py also reads (DOMAIN facts:
+# Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu 24.04 23.11, Debian 13 24.11). RHEL has no Slurm
+# of its own (EPEL's, or a site build, varies), so its release is unknown: Slurm configs for it
+# keep to what every release loads.
+SLURM_BY_OS = {"debian-12": (22, 5), "ubuntu-22.04": (21, 8), "ubuntu-24.04": (23, 11), "debian-13": (24, 11)}
+# topology.conf(5) per release (SchedMD/slurm src/plugins/topology/block):
+BLOCK_TOPOLOGY_FROM = (23, 11)  # topology/block; BlockLevels, every block the same node count (fatal otherwise)
+BLOCK_SIZES_FROM = (24, 5)  # BlockSizes replaces BlockLevels; a block below the base size is fatal
+SHORT_BLOCK_FROM = (25, 5)  # a block below the base size is accepted and counted as a whole one
+NVL72_DOMAIN_GPUS = 72
 IMEX_MAX_NODES = 18  # nodes per IMEX domain on GB200/GB300 (k8s-dra-driver-gpu defaultMaxNodesPerIMEXDomain)
 
 
+def slurm_release(os_name: str) -> Optional[tuple[int, int]]:
+    """(major, minor) of the Slurm ``os_name`` ships; None where the OS has none of its own."""
+    return SLURM_BY_OS.get(os_name)
+
+
+def slurm_name(release: tuple[int, int]) -> str:
+    return f"{release[0]}.{release[1]:02d}"
+
+
+def is_nvl72(pool: PoolPlan) -> bool:
+    return pool.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS
+
+
+def has_switch_tree(fabric: Optional[FabricPlan]) -> bool:
+    """A fabric the factory builds and sizes, whose switches Slurm's topology/tree can describe."""
+    return (fabric is not None and fabric.managed_by == "factory" and fabric.type in ("infiniband", "roce")
+            and bool(fabric.switch))
+
+
+class SlurmTopology(NamedTuple):
+    """Whether one Slurm cluster (the Slurm pools of one site) gets topology/block.
+
+    ``reason`` says why not: ``unknown`` (no known Slurm release), ``release`` (before 23.11),
+    ``mixed`` (other pools there have a switch tree, named in ``pools``), ``sizes`` (NVLink
+    domains of different node counts), ``short`` (no whole NVLink domain before 25.05).
+    """
+
+    block: bool
+    reason: str = ""
+    pools: tuple[str, ...] = ()
+
+
+def slurm_topology_of(pools: list[PoolPlan], fabrics: list[FabricPlan],
+                      release: Optional[tuple[int, int]]) -> SlurmTopology:
+    """The topology plugin of the cluster holding ``pools``, decided once for render and check.
+
+    A cluster loads one topology plugin from topology.conf (only 25.05's topology.yaml gives
+    each partition its own, and one topology.conf serves every release). A cluster that mixes
+    NVL72 pools with pools on a factory-built switch fabric therefore stays on topology/tree,
+    where each NVLink domain is a leaf switch of its own: the other pools keep their switch
+    tree, and jobs of the NVL72 pools still fit in one NVLink domain first. The same tree
+    serves every release without topology/block.
+    """
+    nvl = [p for p in pools if is_nvl72(p) and p.nodes > 0]
+    if not nvl:
+        return SlurmTopology(False)
+    if release is None:
+        return SlurmTopology(False, "unknown")
+    if release < BLOCK_TOPOLOGY_FROM:
+        return SlurmTopology(False, "release")
+    by_name = {f.name: f for f in fabrics}
+    treed = tuple(p.name for p in pools if not is_nvl72(p) and p.nodes > 0 and p.fabric
+                  and has_switch_tree(by_name.get(p.fabric)))
+    if treed:
+        return SlurmTopology(False, "mixed", treed)
+    if len({p.nodes_per_domain for p in nvl}) > 1:
+        return SlurmTopology(False, "sizes", tuple(p.name for p in nvl))
+    if release < SHORT_BLOCK_FROM and all(p.nodes < p.nodes_per_domain for p in nvl):
+        return SlurmTopology(False, "short", tuple(p.name for p in nvl))
+    return SlurmTopology(True)
+
+
 @check("slurm-topology", "capacity", "warning",
-       "NVL72 block topology needs Slurm 23.11+, and a short block stops slurmctld before 25.05")
+       "NVL72 pools get topology/block only where the cluster's Slurm (23.11+) and its other pools allow it, "
+       "and a short NVLink domain is left out of the blocks before Slurm 25.05")
 def slurm_topology(ctx: Context):
-    """NVL72 pools get Slurm's block topology, one block per NVLink domain (render/slurm.py)."""
+    """Says what render/slurm.py writes to topology.conf for NVL72 pools when it is not one
+    block per NVLink domain: topology/tree instead, or a short domain left out of the blocks."""
     os_name = ctx.lock.os if ctx.lock else ctx.factory.software.os
-    slurm = SLURM_BY_OS.get(os_name)
+    release = slurm_release(os_name)
     index = {p.name: i for i, p in enumerate(ctx.factory.pools)}
+    pools = [p for p in ctx.pools or [] if p.scheduler == "slurm" and p.nodes > 0]
     warned_os = False
-    for pool in ctx.pools or []:
-        if pool.scheduler != "slurm" or pool.nvlink_domain_gpus < 72 or pool.nodes == 0:
+    for site in dict.fromkeys(p.site for p in pools):
+        here = [p for p in pools if p.site == site]
+        nvl = [p for p in here if is_nvl72(p)]
+        if not nvl:
             continue
-        per = max(1, pool.nvlink_domain_gpus // pool.gpus_per_node)
-        if slurm is not None and slurm < (23, 11) and not warned_os:
-            warned_os = True
-            yield Issue(("software", "os"), f"{os_name} ships Slurm {slurm[0]}.{slurm[1]:02d}, which has no "
-                        f"topology/block: slurmctld will not load the block topology rendered for pool {pool.name}",
-                        "use ubuntu-24.04 (Slurm 23.11) or a newer Slurm from your own repository", "warning")
-        short = pool.nodes % per
-        if short:
+        first = nvl[0]
+        choice = slurm_topology_of(here, ctx.fabrics or [], release)
+        if choice.reason in ("unknown", "release"):
+            if not warned_os:
+                warned_os = True
+                ships = (f"ships Slurm {slurm_name(release)}, which has no topology/block" if release else
+                         "has no Slurm of its own (EPEL's or a site build: the release is not known)")
+                yield Issue(("software", "os"), f"{os_name} {ships}: NVL72 pool {first.name} gets topology/tree, "
+                            "one leaf switch per NVLink domain, which every Slurm release loads",
+                            "use ubuntu-24.04 (Slurm 23.11) or newer for topology/block", "warning")
+            continue
+        where = ("pools", index[first.name], "site")
+        if choice.reason == "mixed":
+            yield Issue(where, f"site {site} mixes NVL72 pool {first.name} with {', '.join(choice.pools)} on a "
+                        "switch fabric: a Slurm cluster loads one topology plugin from topology.conf, so the site "
+                        "keeps topology/tree (each NVLink domain a leaf switch) instead of topology/block",
+                        "give NVL72 pools a site of their own for topology/block", "warning")
+            continue
+        if choice.reason == "sizes":
+            yield Issue(where, f"NVL72 pools {', '.join(choice.pools)} at site {site} have NVLink domains of "
+                        "different node counts, which one topology/block cannot hold: the site gets topology/tree",
+                        "put pools of different rack systems at different sites for topology/block", "warning")
+            continue
+        for pool in nvl:
+            per = pool.nodes_per_domain
+            short = pool.nodes % per
+            if not short:
+                continue
+            if choice.block and release >= SHORT_BLOCK_FROM:
+                what = f"Slurm {slurm_name(release)} takes its short block but counts it as a whole one"
+            elif choice.block:
+                what = (f"Slurm {slurm_name(release)} refuses a block smaller than the others, so those trays are "
+                        f"left out of topology/block and jobs of partition {pool.name} are not placed on them")
+            else:
+                what = (f"Slurm {slurm_name(release)} refuses a block smaller than the others, and with no whole "
+                        f"domain the site gets topology/tree")
             yield Issue(("pools", index[pool.name], "nodes"),
-                        f"{pool.nodes} nodes leave the last NVLink domain with {short} of {per} trays: Slurm before "
-                        "25.05 refuses a block smaller than the others, and 25.05+ still counts it as a whole one",
+                        f"{pool.nodes} nodes leave the last NVLink domain with {short} of {per} trays: {what}",
                         f"use a multiple of {per} nodes (whole racks)", "warning")
 
 
@@ -635,7 +738,7 @@ def rack_power(ctx: Context):
     sites = {s.name: (i, s) for i, s in enumerate(ctx.factory.sites)}
     for i, pool in enumerate(ctx.factory.pools):
         system = ctx.system(pool)
-        if pool.provider not in ON_SITE or system is None or pool.site not in sites:
+        if not on_site(pool.provider) or system is None or pool.site not in sites:
             continue
         si, site = sites[pool.site]
         need = rack_kw(system, site) if system.rack_scale else system.node_kw

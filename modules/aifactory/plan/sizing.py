@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from ..catalog import Catalog, System
+from ..providers import on_site
 from ..spec.models import Factory, Pool, Site
 from .fabric import size_tree
 from .model import FabricPlan, HostPlan, PoolPlan, SitePower
-
-ON_SITE = ("onprem", "lab")  # providers whose racks, switches and power are ours to plan
-
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
@@ -32,7 +30,7 @@ def rack_kw(system: System, site: Site) -> float:
 
 def pool_plan(pool: Pool, nodes: int, system: System, site: Site, fabric_type: str | None, filled: bool) -> PoolPlan:
     gpus = nodes * system.gpus_per_node
-    per_rack = nodes_per_rack(system, site) if pool.provider in ON_SITE else 0
+    per_rack = nodes_per_rack(system, site) if on_site(pool.provider) else 0
     racks = _ceil(nodes, per_rack) if per_rack else 0
     domains = _ceil(gpus, system.nvlink_domain_gpus) if system.nvlink_domain_gpus else 0
     return PoolPlan(
@@ -53,7 +51,7 @@ def fabric_plan(fabric, members: list[PoolPlan], catalog: Catalog) -> FabricPlan
     nodes = sum(p.nodes for p in members)
     rails = max((p.compute_nics for p in members), default=0)
     sites = sorted({p.site for p in members})
-    managed = all(p.provider in ON_SITE for p in members) and fabric.type in ("infiniband", "roce", "ethernet")
+    managed = all(on_site(p.provider) for p in members) and fabric.type in ("infiniband", "roce", "ethernet")
     switch = catalog.switches.get(fabric.switch) if fabric.switch else None
     base = dict(name=fabric.name, type=fabric.type, site=sites[0] if len(sites) == 1 else None,
                 switch=fabric.switch, subnet_manager=fabric.subnet_manager, rail_optimized=fabric.rail_optimized,

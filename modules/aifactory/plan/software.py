@@ -2,53 +2,121 @@
 
 from __future__ import annotations
 
-from ..catalog import Catalog, System, version_key
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from ..catalog import Catalog, CatalogError, PackageName, System, version_key
 from ..spec.models import Software
-from .model import SoftwareLock
+from .model import PACKAGE_NAME, SoftwareLock
 
 DEFAULT_DCGM_MAJOR = 4
 OPEN_MODULES_DEFAULT_FROM = 560  # open kernel modules are the default from R560 (NVIDIA driver README)
 
-
-# The packages that must equal the driver version, by their unversioned names.
-FABRIC_MANAGER = "nvidia-fabricmanager"
-NSCQ = "libnvidia-nscq"
-IMEX = "nvidia-imex"
-
-
-def fabric_package(catalog: Catalog, branch: str, base: str) -> str:
-    """``<base>-<branch>`` up to R580, plain ``<base>`` from R590 (NVIDIA's CUDA repository names
-    fabric manager, NSCQ and IMEX alike; the catalog's driver branch table says which)."""
-    row = catalog.branches.get(branch)
-    versioned = row.fabric_manager_package_versioned if row else int(branch) < 590
-    return f"{base}-{branch}" if versioned else base
+# The package naming family of each OS the lock can name (the prefix of SoftwareLock.os): NVIDIA's
+# CUDA repository names its packages one way for apt and another for dnf (catalog table packages).
+OS_FAMILIES = {"ubuntu": "debian", "debian": "debian", "rhel": "redhat"}
+# The shape every filled-in name must have: the plan's package name, or a dnf module stream
+# (name:stream, each part a package name).
+_PACKAGE = re.compile(PACKAGE_NAME)
+_STREAM = re.compile(PACKAGE_NAME.rstrip("$") + ":" + PACKAGE_NAME.lstrip("^"))
 
 
-def packages(lock: SoftwareLock, catalog: Catalog) -> dict[str, tuple[str, str]]:
-    """Component -> (package, pinned version): the one source of the NVIDIA package names.
+def os_family(os_id: str) -> str:
+    """``ubuntu-24.04`` and ``debian-12`` -> ``debian``; ``rhel-9`` -> ``redhat``."""
+    return OS_FAMILIES[os_id.split("-", 1)[0]]
 
-    Names are the apt names of NVIDIA's CUDA repository for Ubuntu/Debian. ``versions.lock.json``
-    lists them and the inventory hands the fabric ones to the nvidia_fabric role, so what the
-    lock records is what the role installs and holds.
+
+@dataclass(frozen=True)
+class Package:
+    """One NVIDIA package (or dnf module stream) of the lock, named for the lock's OS family."""
+
+    component: str
+    name: str
+    version: Optional[str]  # None: not pinned (NVLSM's date-based versions, a module stream)
+    pin: str  # "=" apt, "-" dnf, "module" a dnf module stream
+
+    @property
+    def stream(self) -> bool:
+        return self.pin == "module"
+
+    def spec(self) -> str:
+        """How the package manager is asked for it: ``name=<version>*`` (apt), ``name-<version>``
+        (dnf), the bare name when nothing is pinned."""
+        if self.version is None or self.stream:
+            return self.name
+        return f"{self.name}={self.version}*" if self.pin == "=" else f"{self.name}-{self.version}"
+
+
+def package_row(catalog: Catalog, component: str, family: str, branch: str) -> PackageName | None:
+    """The packages table's row for ``component`` on ``family`` and driver ``branch``; the
+    catalog refuses overlapping ranges, so there is at most one."""
+    found = [r for r in catalog.rows["packages"]
+             if r.component == component and r.family == family and r.covers(int(branch))]
+    return found[0] if found else None
+
+
+def package_name(catalog: Catalog, component: str, family: str, branch: str, cuda: str | None = None) -> str | None:
+    """The name of ``component`` for ``family`` and ``branch`` (its placeholders filled from the
+    branch and the CUDA ``major.minor``), or None where the table has no row for it."""
+    row = package_row(catalog, component, family, branch)
+    if row is None:
+        return None
+    values = {"branch": branch}
+    if cuda:
+        values["cuda_major"], values["cuda_minor"] = cuda.split(".")[:2]
+    try:
+        name = row.name.format(**values)
+    except KeyError as exc:
+        raise CatalogError(f"packages {component}/{family}: {row.name} needs {exc.args[0]}, which the lock "
+                           "does not have") from None
+    if not (_STREAM if row.version_pin == "module" else _PACKAGE).fullmatch(name):
+        raise CatalogError(f"packages {component}/{family}: {name!r} is not a valid package name")
+    return name
+
+
+def packages(lock: SoftwareLock, catalog: Catalog) -> dict[str, Package]:
+    """Component -> :class:`Package`: the one source of the NVIDIA package names, for the lock's
+    OS family, from the catalog table ``packages`` only.
+
+    ``versions.lock.json`` lists them (render.deployment.lock) and the inventory hands them to
+    the roles (inventory.plan), so what the lock records is what the roles install and hold. The
+    driver entry is the branch's driver metapackage; the nvidia_driver role installs the headless
+    part of it. DCGM's name is the lock's (catalog table dcgm: the same on both families).
     """
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, Package] = {}
     if lock.driver is None or lock.driver_branch is None:
         return out
+    family = os_family(lock.os)
     branch = lock.driver_branch
-    flavour = "-open" if lock.open_kernel_modules else ""
-    out["driver"] = (f"nvidia-driver-{branch}{flavour}", lock.driver)
-    if lock.fabric_manager:
-        out["fabric_manager"] = (lock.fabric_manager_package or fabric_package(catalog, branch, FABRIC_MANAGER),
-                                 lock.fabric_manager)
-        out["nscq"] = (fabric_package(catalog, branch, NSCQ), lock.libnvidia_nscq or lock.fabric_manager)
+    apt_or_dnf = "=" if family == "debian" else "-"
+
+    def add(key: str, component: str, version: str | None, required: bool = True) -> None:
+        row = package_row(catalog, component, family, branch)
+        if row is None:
+            if required:
+                raise CatalogError(f"the packages table has no {component} row for {family} and R{branch}")
+            return
+        name = package_name(catalog, component, family, branch, lock.cuda)
+        out[key] = Package(key, name, None if row.version_pin == "module" else version, row.version_pin)
+
+    flavour = "driver_open" if lock.open_kernel_modules else "driver"
+    add("driver_stream", f"{flavour}_stream", None, required=False)  # dnf module streams: RHEL only
+    add("driver", flavour, lock.driver)
+    if lock.fabric_manager:  # fabric manager and NSCQ must equal the driver version exactly
+        add("fabric_manager", "fabric_manager", lock.fabric_manager)
+        add("nscq", "nscq", lock.libnvidia_nscq or lock.fabric_manager)
     if lock.imex:  # nvidia-imex has the driver's version (NVIDIA IMEX guide)
-        out["imex"] = (fabric_package(catalog, branch, IMEX), lock.driver)
+        add("imex", "imex", lock.driver)
+    if lock.nvlsm:  # date-based versions that do not follow the driver
+        add("nvlsm", "nvlsm", None)
     if lock.cuda:
-        out["cuda_toolkit"] = (f"cuda-toolkit-{lock.cuda.replace('.', '-')}", lock.cuda)
+        add("cuda_toolkit", "cuda_toolkit", lock.cuda)
     if lock.nccl:
-        out["nccl"] = ("libnccl2", lock.nccl)
+        add("nccl", "nccl", lock.nccl)
+        add("nccl_dev", "nccl_dev", lock.nccl)
     if lock.dcgm_package:
-        out["dcgm"] = (lock.dcgm_package, f"{lock.dcgm_major}.*")
+        out["dcgm"] = Package("dcgm", lock.dcgm_package, f"{lock.dcgm_major}.*", apt_or_dnf)
     return out
 
 
@@ -86,7 +154,7 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
         open_modules = int(branch) >= OPEN_MODULES_DEFAULT_FROM or any(s.gpu.open_modules_required for s in nvidia)
     needs_fm = any(s.fabric_manager for s in nvidia)
     fm = (software.fabric_manager or driver) if needs_fm else None
-    fm_package = fabric_package(catalog, branch, FABRIC_MANAGER) if needs_fm else None
+    fm_package = package_name(catalog, "fabric_manager", os_family(software.os), branch) if needs_fm else None
     dcgm_major = software.dcgm or DEFAULT_DCGM_MAJOR
     cuda_major = int(cuda.split(".")[0]) if cuda else None
     dcgm_row = catalog.dcgm_for(dcgm_major, cuda_major) if cuda_major else None

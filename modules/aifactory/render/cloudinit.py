@@ -7,11 +7,11 @@ process on the node. SSH keys come from the provider's key mechanism, not from h
 
 from __future__ import annotations
 
+from .. import providers
 from ..catalog import Catalog, with_plan_catalog
 from ..plan.model import Plan, PoolPlan
 from .environment import render
 
-CLOUD_PROVIDERS = ("aws", "gcp", "azure", "oci")
 
 
 def user_data(plan: Plan, pool: PoolPlan, pool_files: dict[str, str]) -> str:
@@ -50,7 +50,8 @@ def _node_files(pool: PoolPlan, rendered: dict[str, str]) -> dict[str, str]:
 def files(plan: Plan, catalog: Catalog, rendered: dict[str, str]) -> dict[str, str]:
     out = {}
     for pool in plan.pools:
-        if pool.provider in CLOUD_PROVIDERS:
+        provider = providers.find(pool.provider)
+        if provider is not None and provider.cloud_init:
             out[f"cloud-init/{pool.name}/user-data.yaml"] = user_data(plan, pool, _node_files(pool, rendered))
     return out
 

@@ -1,7 +1,12 @@
-"""DCGM and dcgm-exporter configuration per NVIDIA pool.
+"""dcgm-exporter configuration per NVIDIA pool: the counters it exports and its environment.
 
 What is watched depends only on the hardware (GPU generation, NVLink, NVSwitch), so the same
 system gets byte-identical files on every provider; pool and provider appear only in the path.
+
+This module is the only author of both files. They reach a node unchanged through the dcgm role
+(the inventory hands it the bytes: ``dcgm_exporter_counters_content`` and
+``dcgm_exporter_environment_content``) and, on cloud nodes, also through cloud-init, at the
+node paths below. The role owns the exporter's unit; the unit reads the environment file.
 """
 
 from __future__ import annotations
@@ -14,8 +19,13 @@ from ..catalog import load as load_catalog
 from ..plan.model import Plan, PoolPlan
 from .environment import render
 
+# The port every node's exporter listens on; the rendered Prometheus scrape config uses it too.
 EXPORTER_PORT = 9400
+# nv-hostengine's port (DCGM's default); the dcgm role's unit and the GPU Operator values use it.
 HOSTENGINE_PORT = 5555
+# Where a node keeps the rendered files (the dcgm role's vars/main.yml and cloud-init agree).
+COUNTERS_PATH = "/etc/dcgm-exporter/aifactory.csv"
+ENVIRONMENT_PATH = "/etc/default/dcgm-exporter"
 # Row remapping replaced page retirement from Ampere on (NVIDIA memory error management guide).
 ROW_REMAP_ARCHITECTURES = ("ampere", "hopper", "blackwell")
 
@@ -37,34 +47,21 @@ def _counters_csv(pool: PoolPlan) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-def health(pool: PoolPlan, catalog: Catalog) -> dict:
-    system = catalog.systems[pool.system]
-    watches = ["pcie", "memory", "inforom", "thermal", "power", "driver"]
-    if pool.nvlink_domain_gpus > 1:
-        watches.append("nvlink")
-    if system.nvswitch:
-        watches.append("nvswitch")
-    return {
-        "gpu": pool.gpu,
-        "gpus_per_node": pool.gpus_per_node,
-        "nvlink": pool.nvlink_domain_gpus > 1,
-        "fabric_manager": pool.fabric_manager,
-        "imex": pool.imex,
-        "health_watches": watches,
-        # Level 2 (medium, ~2 min) after provisioning; level 3 takes ~30 min and runs on demand.
-        "diag_level": 2,
-    }
+def is_nvidia(pool: PoolPlan, catalog: Catalog) -> bool:
+    return catalog.systems[pool.system].gpu.vendor == "nvidia"
+
+
+def pool_files(plan: Plan, pool: PoolPlan) -> tuple[str, str]:
+    """(counters CSV, environment file) of an NVIDIA ``pool``, as its nodes receive them."""
+    ctx = {"factory": plan.name, "counters_csv": _counters_csv(pool), "exporter_port": EXPORTER_PORT,
+           "counters_path": COUNTERS_PATH, "environment_path": ENVIRONMENT_PATH}
+    return render("dcgm/dcgm-exporter.csv.j2", **ctx), render("dcgm/dcgm-exporter.env.j2", **ctx)
 
 
 def files(plan: Plan, catalog: Catalog) -> dict[str, str]:
     out = {}
     for pool in plan.pools:
-        if catalog.systems[pool.system].gpu.vendor != "nvidia":
-            continue
-        ctx = {"factory": plan.name, "counters_csv": _counters_csv(pool), "health": health(pool, catalog),
-               "exporter_port": EXPORTER_PORT, "hostengine_port": HOSTENGINE_PORT,
-               "dcgm_package": plan.software.dcgm_package}
-        out[f"dcgm/{pool.name}/dcgm-exporter.csv"] = render("dcgm/dcgm-exporter.csv.j2", **ctx)
-        out[f"dcgm/{pool.name}/dcgm-exporter.env"] = render("dcgm/dcgm-exporter.env.j2", **ctx)
-        out[f"dcgm/{pool.name}/health.yaml"] = render("dcgm/health.yaml.j2", **ctx)
+        if is_nvidia(pool, catalog):
+            out[f"dcgm/{pool.name}/dcgm-exporter.csv"], out[f"dcgm/{pool.name}/dcgm-exporter.env"] = \
+                pool_files(plan, pool)
     return out

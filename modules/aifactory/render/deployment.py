@@ -44,17 +44,24 @@ RenderResult = files.SyncResult
 
 
 def lock(plan: Plan, catalog: Catalog) -> dict:
-    """Every pinned version, and the package each pin applies to."""
+    """Every pinned version, and the package each pin applies to, named for the lock's OS family
+    by :func:`aifactory.plan.software.packages`, the function the inventory hands the roles their
+    names from. A package whose version is not pinned (NVLSM) is listed with ``*``; dnf module
+    streams (RHEL) are listed apart, under ``module_streams``, only where there are any."""
     sw = plan.software
-    packages = dict(software.packages(sw, catalog).values())
-    return {
+    named = software.packages(sw, catalog).values()
+    out = {
         "factory": plan.name,
         "os": sw.os,
         "software": sw.model_dump(),
-        "packages": dict(sorted(packages.items())),
+        "packages": dict(sorted((p.name, p.version or "*") for p in named if not p.stream)),
         "catalog_schema": "v1",
         "systems": sorted({p.system for p in plan.pools}),
     }
+    streams = sorted(p.name for p in named if p.stream)
+    if streams:
+        out["module_streams"] = streams
+    return out
 
 
 def _plan_data(plan: Plan) -> dict:

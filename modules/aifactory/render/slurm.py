@@ -5,14 +5,30 @@ spans clouds is several clusters with the same settings. Every node line, gres l
 topology line is a hostlist range (``gpu-[0001-1000]``), so the files grow with the number of
 pools, scalable units and NVLink domains, never with one line per node.
 
-Topology (https://slurm.schedmd.com/topology.conf.html):
+Topology (https://slurm.schedmd.com/topology.conf.html), per the Slurm release the lock's OS
+ships (``plan.checks.SLURM_BY_OS``); ``plan.checks.slurm_topology_of`` picks the plugin, and the
+``slurm-topology`` check tells the user whenever NVL72 pools do not get one block per domain:
 - ``topology/tree`` from the planned fabric for factory-built InfiniBand/RoCE fabrics: one
   logical leaf switch per scalable unit (the nodes that share a set of rail leaves), one
   switch per group of leaves a middle tier joins, one top switch. This is the tree Slurm needs
   to keep a job under as few spine hops as possible; the rails themselves are invisible to it.
-- ``topology/block`` (Slurm >= 23.11) with one ``BlockName`` per NVLink domain for NVL72 pools.
+  In a tree, each NVLink domain of an NVL72 pool is a leaf switch of its own (short ones too)
+  under one switch per pool, so a job fits in one domain first. NVL72 pools get this tree
+  where the release has no topology/block (before 23.11, or unknown), and where the cluster
+  also holds pools on a switch fabric: one topology plugin per cluster, and the tree keeps
+  theirs.
+- ``topology/block`` otherwise for clusters with NVL72 pools: one ``BlockName`` per whole
+  NVLink domain. 23.11 needs every block to have the same node count and knows no
+  ``BlockSizes``; its default ``BlockLevels`` (0-4) is what is wanted, so none is written.
+  24.05+ gets ``BlockSizes``: the base (nodes per domain) and its doublings up to 16 blocks,
+  the levels 0-4 Slurm enforces when none are given, but no larger than all blocks. Before 25.05 a block smaller
+  than the base stops slurmctld, so a short (partly filled) domain is left out of the blocks:
+  slurmctld logs that blocks lack access to those nodes, and jobs of a partition that
+  holds blocks are placed on block nodes only. 25.05+ takes the short block (counted whole).
+  Pools without NVLink domains or a switch tree stay out of the blocks; their partitions
+  hold no block node, so slurmctld schedules them without topology.
 Cloud fabrics managed by the provider publish no switch tree in the plan, so their clusters
-get no topology plugin.
+get no topology plugin unless they hold NVL72 pools.
 """
 
 from __future__ import annotations
@@ -21,11 +37,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..catalog import Catalog
+from ..plan.checks import (BLOCK_SIZES_FROM, SHORT_BLOCK_FROM, SlurmTopology, has_switch_tree, is_nvl72,
+                           slurm_name, slurm_release, slurm_topology_of)
 from ..plan.model import FabricPlan, Plan, PoolPlan
 from . import hostlist as hl
 from .environment import render
 
-NVL72_DOMAIN_GPUS = 72
 # Kernel, firmware and the NVIDIA driver keep part of the installed memory; slurmd reports
 # what the OS sees, and a node reporting less than RealMemory is drained as "Low RealMemory".
 USABLE_MEMORY_PERCENT = 94
@@ -70,7 +87,7 @@ def _node_line(group: NodeGroup, catalog: Catalog) -> dict:
     hw = catalog.hardware_for(pool.system)
     system = catalog.systems[pool.system]
     features = [gres_type(pool.gpu), pool.architecture, pool.cpu_arch]
-    if pool.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS:
+    if is_nvl72(pool):
         features.append("nvl72")
     return {
         "NodeName": group.hostlist,
@@ -139,18 +156,47 @@ def _w(total: int, per: int) -> int:
     return max(4, len(str(-(-total // per))))
 
 
-def _blocks(groups: list[NodeGroup]) -> list[dict]:
-    """One BlockName per NVLink domain of NVL72 pools; other pools one block per pool."""
-    lines = []
+def _domains(g: NodeGroup) -> list[list[hl.Segment]]:
+    """The nodes of each NVLink domain of a pool, in order; the last may be short."""
+    return hl.slices([g.nodes], g.pool.nodes_per_domain)
+
+
+def _domain_names(g: NodeGroup, count: int) -> list[str]:
+    width = max(4, len(str(count)))
+    return [f"{g.pool.name}-nvl{i:0{width}d}" for i in range(1, count + 1)]
+
+
+def _size(segs: list[hl.Segment]) -> int:
+    return sum(s.end - s.start for s in segs)
+
+
+def _nvlink_tree(g: NodeGroup) -> list[dict]:
+    """One leaf switch per NVLink domain, under one switch for the pool when it has several."""
+    parts = _domains(g)
+    names = _domain_names(g, len(parts))
+    lines = [{"SwitchName": name, "Nodes": hl.join(segs)} for name, segs in zip(names, parts)]
+    if len(names) > 1:
+        lines.append({"SwitchName": f"{g.pool.name}-nvl", "Switches": hl.compress(names)})
+    return lines
+
+
+def _blocks(groups: list[NodeGroup], release: tuple[int, int]) -> list[dict]:
+    """One BlockName per NVLink domain of the NVL72 pools (whole ones only before 25.05), then
+    BlockSizes from 24.05 on. slurm_topology_of guarantees one domain size and a block."""
+    lines: list[dict] = []
+    base = 0
     for g in groups:
-        p = g.pool
-        if p.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS:
-            parts = hl.slices([g.nodes], p.nodes_per_domain)
-            width = max(4, len(str(len(parts))))
-            for i, segs in enumerate(parts, start=1):
-                lines.append({"BlockName": f"{p.name}-nvl{i:0{width}d}", "Nodes": hl.join(segs)})
-        else:
-            lines.append({"BlockName": f"{p.name}-all", "Nodes": g.hostlist})
+        if not is_nvl72(g.pool):
+            continue
+        base = g.pool.nodes_per_domain
+        parts = _domains(g)
+        for name, segs in zip(_domain_names(g, len(parts)), parts):
+            if _size(segs) < base and release < SHORT_BLOCK_FROM:
+                continue
+            lines.append({"BlockName": name, "Nodes": hl.join(segs)})
+    if release >= BLOCK_SIZES_FROM:
+        levels = min(4, len(lines).bit_length() - 1)  # Slurm's default levels 0-4, up to the blocks there are
+        lines.append({"BlockSizes": ",".join(str(base << k) for k in range(levels + 1))})
     return lines
 
 
@@ -161,32 +207,47 @@ class Cluster:
     groups: list[NodeGroup]
     topology: Optional[str]  # "tree" | "block" | None
     topology_lines: list[dict]
+    release: Optional[tuple[int, int]] = None  # the Slurm release rendered for; None: not known
+    choice: SlurmTopology = SlurmTopology(False)
+    fabric_tree: bool = False  # pools on a factory-built switch fabric are in the tree
 
 
-def clusters(plan: Plan, catalog: Catalog) -> list[Cluster]:
+LOCK = object()  # the Slurm release of the lock's OS
+
+
+def clusters(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> list[Cluster]:
+    """One cluster per site with Slurm pools. ``slurm`` is the (major, minor) release to render
+    for, None for an unknown one; by default the release the lock's OS ships."""
+    release = slurm_release(plan.software.os) if slurm is LOCK else slurm
     out = []
     for site in plan.sites:
         pools = [p for p in plan.pools if p.site == site.name and p.scheduler == "slurm" and p.nodes > 0]
         if not pools:
             continue
         groups = [NodeGroup(p, hl.PoolNodes.of(p)) for p in pools]
-        topology, lines = None, []
-        if any(p.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS for p in pools):
-            topology, lines = "block", _blocks(groups)
+        choice = slurm_topology_of(pools, plan.fabrics, release)
+        topology, lines, fabric_tree = None, [], False
+        if choice.block:
+            topology, lines = "block", _blocks(groups, release)
         else:
+            for g in groups:
+                if is_nvl72(g.pool):
+                    lines += _nvlink_tree(g)
             for fabric in plan.fabrics:
-                if fabric.managed_by != "factory" or fabric.type not in ("infiniband", "roce") or not fabric.switch:
+                if not has_switch_tree(fabric):
                     continue
-                members = [g for g in groups if g.pool.fabric == fabric.name]
+                members = [g for g in groups if g.pool.fabric == fabric.name and not is_nvl72(g.pool)]
                 if members:
                     lines += _tree(fabric, members, catalog)
+                    fabric_tree = True
             if lines:
                 topology = "tree"
-                # Several fabrics at one site: join their tops so every node has one root.
+                # Several fabrics (or NVL72 pools) at one site: join their tops so every node has one root.
                 roots = _roots(lines)
                 if len(roots) > 1:
                     lines.append({"SwitchName": f"{site.name}-root", "Switches": ",".join(roots)})
-        out.append(Cluster(site.name, f"{plan.name}-{site.name}", groups, topology, lines))
+        out.append(Cluster(site.name, f"{plan.name}-{site.name}", groups, topology, lines, release, choice,
+                           fabric_tree))
     return out
 
 
@@ -219,9 +280,38 @@ def _line(fields: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
 
 
-def files(plan: Plan, catalog: Catalog) -> dict[str, str]:
+_WHY_TREE = {
+    "unknown": "the Slurm release of this OS is not known, and every release loads topology/tree",
+    "release": "Slurm {release} has no topology/block (23.11+)",
+    "mixed": "pools on a switch fabric share this cluster, and it loads one topology plugin",
+    "sizes": "NVLink domains of different node counts cannot share one topology/block",
+    "short": "Slurm {release} has no block smaller than one whole NVLink domain",
+}
+
+
+def _notes(c: Cluster) -> list[str]:
+    """Comment lines that say which rule of this Slurm release shaped topology.conf."""
+    release = slurm_name(c.release) if c.release else "unknown"
+    fabric_tree = "one leaf per scalable unit, the fabric's middle tiers, one top switch."
+    if c.topology == "block":
+        short = ("A partly filled domain is no block before 25.05: its nodes stay out of topology/block."
+                 if c.release < SHORT_BLOCK_FROM else "A partly filled domain is a block Slurm counts as a whole one.")
+        return [f"topology/block (Slurm {release}): one block per NVLink domain.", short]
+    nvl = [g for g in c.groups if is_nvl72(g.pool)]
+    if c.topology == "tree" and nvl:
+        notes = ["topology/tree: each NVLink domain is a leaf switch, under one switch per NVL72 pool,",
+                 f"because {_WHY_TREE[c.choice.reason].format(release=release)}."]
+        if c.fabric_tree:
+            notes.append(f"Pools on a switch fabric: {fabric_tree}")
+        return notes
+    return [f"topology/tree: {fabric_tree}"]
+
+
+def files(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> dict[str, str]:
+    """slurm.conf, gres.conf, cgroup.conf and topology.conf per cluster, for the Slurm release
+    ``slurm`` (see :func:`clusters`)."""
     out: dict[str, str] = {}
-    for c in clusters(plan, catalog):
+    for c in clusters(plan, catalog, slurm):
         base = f"slurm/{c.site}"
         partitions = []
         for i, g in enumerate(c.groups):
@@ -236,6 +326,7 @@ def files(plan: Plan, catalog: Catalog) -> dict[str, str]:
             "partitions": partitions,
             "gres": [_line(ln) for g in c.groups for ln in _gres_lines(g, catalog)],
             "topology_lines": [_line(ln) for ln in c.topology_lines],
+            "topology_notes": _notes(c),
         }
         out[f"{base}/slurm.conf"] = render("slurm/slurm.conf.j2", **ctx)
         out[f"{base}/gres.conf"] = render("slurm/gres.conf.j2", **ctx)

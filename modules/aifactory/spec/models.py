@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
-from ..catalog import FABRIC_TYPES, PROVIDERS, TABLES
+from .. import providers
+from ..catalog import FABRIC_TYPES, TABLES
 
 from ..fields import (  # noqa: F401 - re-exported: the spec's public types
     CatalogId,
@@ -36,6 +37,16 @@ from ..fields import (  # noqa: F401 - re-exported: the spec's public types
     TagValue,
     Zone,
 )
+
+
+def _known_provider(value: str) -> str:
+    if providers.find(value) is None:
+        raise ValueError(f"unknown provider {value!r}; known: {', '.join(providers.names())}")
+    return value
+
+
+# aws, gcp, azure, oci, onprem, lab, or a provider a plugin registers (aifactory.providers).
+ProviderName = Annotated[str, StringConstraints(pattern=f"^{providers.NAME_PATTERN}$"), AfterValidator(_known_provider)]
 
 
 class _Model(BaseModel):
@@ -65,7 +76,7 @@ class Site(_Model):
     pue: Annotated[float, NoBool] = Field(1.2, ge=1.0, le=3.0, description="Power usage effectiveness")
     rack_kw: Annotated[float, NoBool] = Field(40, gt=0, le=2_000, description="Power a rack position can take, kW")
     rack_units: Annotated[int, NoBool] = Field(42, ge=1, le=60, description="Usable rack units per rack")
-    provider: Optional[Literal[PROVIDERS]] = Field(None, description="Set for cloud regions")  # type: ignore[valid-type]
+    provider: Optional[ProviderName] = Field(None, description="Set for cloud regions", examples=list(providers.BUILTIN))
     region: Optional[Region] = None
 
 
@@ -90,7 +101,8 @@ class Host(_Model):
 class Pool(_Model):
     name: Name
     site: Name
-    provider: Literal[PROVIDERS]  # type: ignore[valid-type]
+    provider: ProviderName = Field(description="aws, gcp, azure, oci, onprem, lab, or a plugin's provider",
+                                   examples=list(providers.BUILTIN))
     system: CatalogId = Field(description="Catalog id: an on-prem system (dgx-h100) or an instance type (p5.48xlarge)")
     nodes: Nodes = Field(description="Node count, or 'fill' to use the site's remaining power")
     fabric: Optional[Name] = None

@@ -1,0 +1,157 @@
+"""NVIDIA package names per OS and driver branch, all from the catalog table ``packages``.
+
+Each expectation names the public source it was checked against (checked 2026-12-03):
+
+- GDC-UBUNTU: NVIDIA/gpu-driver-container ``ubuntu24.04/precompiled/local-repo.sh`` (fabric
+  manager, NSCQ and IMEX are ``<name>-<branch>`` before R580, unversioned from R580; ``nvlsm``
+  from R570) and ``ubuntu24.04/install.sh`` (``nvidia-fabricmanager=<version>*``).
+- GDC-RHEL: NVIDIA/gpu-driver-container ``rhel9/install.sh`` at commit 78fa4ac
+  (``nvidia-fabric-manager-<version>``, ``libnvidia-nscq-<branch>-<version>`` and
+  ``nvidia-imex-<branch>-<version>`` before R580; ``nvidia-fabricmanager-<version>``,
+  ``libnvidia-nscq-<version>``, ``nvidia-imex-<version>`` from R580; ``nvlsm``).
+- AZHPC: Azure/azhpc-images ``components/install_nvidiagpudriver.sh`` (``nvidia-driver-580-open``
+  from NVIDIA's Ubuntu repository, ``cuda-toolkit-<major>-<minor>`` with apt and dnf),
+  ``components/install_nvidia_fabric_manager.sh`` (RHEL: hyphen dropped from R580) and
+  ``components/install_nccl.sh`` (``libnccl2``/``libnccl-dev``; ``libnccl``/``libnccl-devel``).
+- GUIDE-620: https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/620/kernel-modules.html
+  (RHEL 8/9: ``dnf module enable nvidia-driver:<branch>-open``, ``dnf install nvidia-open``).
+- GUIDE-595: https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/595/advanced-options.html
+  (Ubuntu 22.04/24.04: ``nvidia-open nvidia-driver-open``, unversioned).
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from aifactory import plan as planning
+from aifactory.catalog import load as load_catalog
+from aifactory.plan import software
+from aifactory.spec import load_string
+
+
+def _lock(os_id: str, branch: str, system: str, **software_fields):
+    nodes = 18 if system.endswith("nvl72") else 2
+    text = yaml.safe_dump({
+        "name": "p", "software": {"driver_branch": branch, "os": os_id, **software_fields},
+        "sites": [{"name": "dc", "power_mw": 5, "rack_kw": 140}],
+        "pools": [{"name": "g", "site": "dc", "provider": "onprem", "system": system, "nodes": nodes}]})
+    return planning.build(load_string(text)).software
+
+
+CASES = [
+    # Ubuntu 24.04, R570, HGX H100 with IMEX asked for: every name carries the branch.
+    ("ubuntu-24.04", "570", "dgx-h100", {"imex": True}, {
+        "driver": "nvidia-driver-570-open",  # NVIDIA's Ubuntu naming up to R580 (AZHPC for 580)
+        "fabric_manager": "nvidia-fabricmanager-570",  # GDC-UBUNTU
+        "nscq": "libnvidia-nscq-570",  # GDC-UBUNTU
+        "imex": "nvidia-imex-570",  # GDC-UBUNTU (R550 to R575)
+        "cuda_toolkit": "cuda-toolkit-12-8",  # AZHPC
+        "nccl": "libnccl2", "nccl_dev": "libnccl-dev",  # AZHPC
+    }),
+    # Ubuntu 24.04, R580, DGX B200: NVIDIA's repository drops the branch from R580 (GDC-UBUNTU).
+    ("ubuntu-24.04", "580", "dgx-b200", {}, {
+        "driver": "nvidia-driver-580-open",  # AZHPC
+        "fabric_manager": "nvidia-fabricmanager",  # GDC-UBUNTU
+        "nscq": "libnvidia-nscq",  # GDC-UBUNTU
+        "nvlsm": "nvlsm",  # GDC-UBUNTU, from R570
+        "cuda_toolkit": "cuda-toolkit-13-0",  # AZHPC
+        "nccl": "libnccl2", "nccl_dev": "libnccl-dev",  # AZHPC
+    }),
+    # Ubuntu 24.04, R595, GB200 NVL72 compute trays: IMEX, no fabric manager.
+    ("ubuntu-24.04", "595", "gb200-nvl72", {}, {
+        "driver": "nvidia-driver-open",  # GUIDE-595
+        "imex": "nvidia-imex",  # GDC-UBUNTU ubuntu24.04/install.sh, built for 595.91.07
+        "cuda_toolkit": "cuda-toolkit-13-2",  # AZHPC
+        "nccl": "libnccl2", "nccl_dev": "libnccl-dev",  # AZHPC
+    }),
+    # RHEL 9, R570, HGX H100 with IMEX: the dnf names before R580.
+    ("rhel-9", "570", "dgx-h100", {"imex": True}, {
+        "driver_stream": "nvidia-driver:570-open",  # GUIDE-620
+        "driver": "nvidia-open",  # GUIDE-620
+        "fabric_manager": "nvidia-fabric-manager",  # GDC-RHEL, AZHPC
+        "nscq": "libnvidia-nscq-570",  # GDC-RHEL
+        "imex": "nvidia-imex-570",  # GDC-RHEL
+        "cuda_toolkit": "cuda-toolkit-12-8",  # AZHPC
+        "nccl": "libnccl", "nccl_dev": "libnccl-devel",  # AZHPC
+    }),
+    # RHEL 9, R580, DGX B200: the hyphen and the branch are gone from R580.
+    ("rhel-9", "580", "dgx-b200", {}, {
+        "driver_stream": "nvidia-driver:580-open",  # GUIDE-620
+        "driver": "nvidia-open",  # GUIDE-620
+        "fabric_manager": "nvidia-fabricmanager",  # GDC-RHEL, AZHPC
+        "nscq": "libnvidia-nscq",  # GDC-RHEL
+        "nvlsm": "nvlsm",  # GDC-RHEL
+        "cuda_toolkit": "cuda-toolkit-13-0",  # AZHPC
+        "nccl": "libnccl", "nccl_dev": "libnccl-devel",  # AZHPC
+    }),
+]
+
+
+@pytest.mark.parametrize("os_id, branch, system, extra, expected", CASES,
+                         ids=[f"{c[0]}-R{c[1]}" for c in CASES])
+def test_package_names_per_os_and_branch(os_id, branch, system, extra, expected):
+    lock = _lock(os_id, branch, system, **extra)
+    assert lock.driver_branch == branch
+    named = software.packages(lock, load_catalog())
+    got = {k: p.name for k, p in named.items() if k != "dcgm"}
+    assert got == expected
+    # DCGM 4 is named per CUDA major, the same with apt and dnf (AZHPC components/install_dcgm.sh).
+    assert named["dcgm"].name == lock.dcgm_package
+    if "fabric_manager" in expected:
+        assert lock.fabric_manager_package == expected["fabric_manager"]  # plan.json agrees with the lock
+
+
+def test_pins_are_spelled_for_the_package_manager():
+    catalog = load_catalog()
+    rhel = software.packages(_lock("rhel-9", "570", "dgx-h100"), catalog)
+    version = catalog.branches["570"].latest
+    # GDC-RHEL at 78fa4ac: dnf install libnvidia-nscq-<branch>-<version>, nvidia-fabric-manager-<version>.
+    assert rhel["nscq"].spec() == f"libnvidia-nscq-570-{version}"
+    assert rhel["fabric_manager"].spec() == f"nvidia-fabric-manager-{version}"
+    assert rhel["driver_stream"].stream and rhel["driver_stream"].spec() == "nvidia-driver:570-open"
+    ubuntu = software.packages(_lock("ubuntu-24.04", "580", "dgx-b200"), catalog)
+    version = catalog.branches["580"].latest
+    # GDC-UBUNTU ubuntu24.04/install.sh: apt-get install nvidia-fabricmanager=<version>*.
+    assert ubuntu["fabric_manager"].spec() == f"nvidia-fabricmanager={version}*"
+    assert ubuntu["nvlsm"].version is None and ubuntu["nvlsm"].spec() == "nvlsm"  # date-based, not the driver's
+
+
+def test_proprietary_modules_take_the_dkms_stream_on_rhel():
+    named = software.packages(_lock("rhel-9", "580", "dgx-h100", open_kernel_modules=False), load_catalog())
+    # NVIDIA/gpu-driver-container rhel9/install.sh enables nvidia-driver:<branch>-dkms; GUIDE-595
+    # switches to the proprietary flavour with cuda-drivers.
+    assert named["driver_stream"].name == "nvidia-driver:580-dkms" and named["driver"].name == "cuda-drivers"
+
+
+def test_debian_and_ubuntu_share_the_apt_names():
+    catalog = load_catalog()
+    debian = software.packages(_lock("debian-12", "535", "hgx-h100"), catalog)
+    ubuntu = software.packages(_lock("ubuntu-22.04", "535", "hgx-h100"), catalog)
+    assert {k: p.name for k, p in debian.items()} == {k: p.name for k, p in ubuntu.items()}
+    assert debian["fabric_manager"].name == "nvidia-fabricmanager-535"
+    assert software.os_family("debian-12") == software.os_family("ubuntu-24.04") == "debian"
+    assert software.os_family("rhel-9") == "redhat"
+
+
+def test_every_catalogued_branch_has_every_required_name_on_both_families():
+    """No lock the catalog can produce meets a gap in the table (IMEX and NVLSM start later)."""
+    catalog = load_catalog()
+    for branch in catalog.branches:
+        for family in ("debian", "redhat"):
+            for component in ("driver", "driver_open", "fabric_manager", "nscq", "cuda_toolkit", "nccl", "nccl_dev"):
+                assert software.package_name(catalog, component, family, branch, "13.0"), (component, family, branch)
+            if int(branch) >= 570:
+                for component in ("imex", "nvlsm"):
+                    assert software.package_name(catalog, component, family, branch), (component, family, branch)
+        assert software.package_name(catalog, "driver_open_stream", "redhat", branch) == f"nvidia-driver:{branch}-open"
+        assert software.package_name(catalog, "driver_open_stream", "debian", branch) is None
+
+
+def test_the_table_is_the_only_source_of_the_names():
+    """An overlay row replaces a name everywhere the lock is read: no name is built in code."""
+    catalog = load_catalog((("packages", (
+        ("component", "fabric_manager"), ("family", "debian"), ("first_branch", "580"), ("last_branch", ""),
+        ("name", "acme-fabricmanager-{branch}"), ("version_pin", "="), ("source", "test"))),))
+    lock = _lock("ubuntu-24.04", "580", "dgx-h100")
+    assert software.packages(lock, catalog)["fabric_manager"].name == "acme-fabricmanager-580"
