@@ -11,6 +11,15 @@ from aifactory.render.deployment import build_files
 REPO = Path(__file__).resolve().parents[2]
 STACKS = REPO / "stacks"
 
+# A factory with a Kubernetes pool, which no example stack has.
+K8S = """
+name: k8s
+sites: [{name: hall, power_mw: 1, pue: 1.3, rack_kw: 40}]
+fabrics: [{name: ib, type: infiniband, switch: qm9700}]
+pools:
+  - {name: train, site: hall, provider: onprem, system: dgx-h100, nodes: 4, fabric: ib, scheduler: kubernetes}
+"""
+
 
 def planned(source: str | Path):
     loaded = spec.load(source) if isinstance(source, Path) else spec.load_string(source)

@@ -34,7 +34,7 @@ from aifactory.render import cloudinit
 from aifactory.render.deployment import build_files
 from aifactory.render.pxe import PxeSettings, pxe_files
 from tests import ansible_data
-from tests.render.helpers import REPO, STACKS, planned
+from tests.render.helpers import K8S, REPO, STACKS, planned
 
 ROLES = REPO / "playbooks" / "roles"
 SITE = REPO / "playbooks" / "site.yml"
@@ -119,13 +119,6 @@ CONSUMERS = {
 }
 
 # A Kubernetes pool, which no example stack has, so that its entry is exercised too.
-K8S = """
-name: k8s
-sites: [{name: hall, power_mw: 1, pue: 1.3, rack_kw: 40}]
-fabrics: [{name: ib, type: infiniband, switch: qm9700}]
-pools:
-  - {name: train, site: hall, provider: onprem, system: dgx-h100, nodes: 4, fabric: ib, scheduler: kubernetes}
-"""
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq3f9sBzYdQ7Rk1f2T4pP5uVYc6qk0m4d0l7q9x2Ya ops@controller"
 STACK_NAMES = sorted(p.name for p in STACKS.iterdir() if (p / "factory.yaml").is_file())
 CASES = STACK_NAMES + ["kubernetes-pool"]

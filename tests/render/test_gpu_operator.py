@@ -11,17 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from tests.render.helpers import planned, rendered
+from tests.render.helpers import K8S, planned, rendered
 
 REPO = Path(__file__).resolve().parents[2]
 
-K8S = """
-name: k8s
-sites: [{name: hall, power_mw: 1, pue: 1.3, rack_kw: 40}]
-fabrics: [{name: ib, type: infiniband, switch: qm9700}]
-pools:
-  - {name: train, site: hall, provider: onprem, system: dgx-h100, nodes: 4, fabric: ib, scheduler: kubernetes}
-"""
 
 
 def _site_roles(group: str) -> set[str]:
