@@ -38,6 +38,22 @@ def need_root() -> None:
         pytest.skip(message)
 
 
+# `make test-fast` runs each per-stack case on these stacks only (every module is still
+# exercised: between them they hold all six providers); the full run takes every stack. A test
+# module that sets EVERY_STACK_IN_FAST = True (the golden files) keeps all its stacks fast.
+FAST_STACKS = ("lab", "multicloud")
+
+
+def pytest_collection_modifyitems(config, items):
+    heavy = {p.name for p in STACKS.iterdir() if p.is_dir()} - set(FAST_STACKS)
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or getattr(item.module, "EVERY_STACK_IN_FAST", False):
+            continue
+        if any(isinstance(v, str) and v in heavy for v in callspec.params.values()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

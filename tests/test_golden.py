@@ -16,6 +16,7 @@ from aifactory import plan as planning
 from aifactory import spec
 from aifactory.render.deployment import build_files
 
+EVERY_STACK_IN_FAST = True  # byte-for-byte output of every case: cheap, and the first to catch a change
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "factory.yaml").is_file())
 

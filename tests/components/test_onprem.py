@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -141,18 +140,12 @@ def test_retry_config_reaches_the_pickled_provider(tmp_path):
     assert provider.policy.attempts == 7 and provider.policy.power_timeout_s == 42
 
 
-def test_thousand_node_pool_registers_in_reasonable_time(tmp_path, capsys):
+@pytest.mark.slow  # a scale case: 1,001 resources under the mocks
+def test_thousand_node_pool_registers_every_node(tmp_path):
     # pulumi.dynamic alone cannot register this many dynamic resources in one program (its
     # serializer nests one pickle wrapper per resource until RecursionError); see redfish.py.
     program = _stack(tmp_path, _factory(_hosts(1000)))
-    started = time.perf_counter()
     result = preview_mod.run_program(program, "hall", "dev", {"aifactory:bmcPassword": PLANTED})
-    elapsed = time.perf_counter() - started
     nodes = result.of_type(NODE)
     assert len(nodes) == 1000 and len(result.resources) == 1001  # 1,000 nodes + the pool component
     assert len({n.inputs["expected_mac"] for n in nodes}) == 1000
-    with capsys.disabled():
-        print(f"\n1,000-node on-prem pool: {len(result.resources)} resources registered under the mocks "
-              f"in {elapsed:.1f} s ({elapsed / len(result.resources) * 1000:.1f} ms per resource)")
-    # Generous for a 2-core CI machine; measured ~7 s on a developer machine.
-    assert elapsed < 90

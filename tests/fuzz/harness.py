@@ -38,6 +38,13 @@ from pathlib import Path
 from unittest import mock
 
 REPO = Path(__file__).resolve().parents[2]
+# How many generated cases each fuzz test runs: its default count times AIFACTORY_FUZZ_SCALE
+# (0.04 in `make test-fast`, 10 for a long soak).
+SCALE = float(os.environ.get("AIFACTORY_FUZZ_SCALE", "1"))
+
+
+def scaled(n: int) -> int:
+    return max(1, int(n * SCALE))
 
 # Every payload names this file. The name is per process, so parallel workers never see each
 # other's canary; it lives in the temporary folder rather than a run's sandbox so that a

@@ -15,7 +15,6 @@ The examples are derandomized: a red run is reproducible on any machine with the
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -25,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz import harness, hostile
-from tests.fuzz.harness import Sandbox, check_contract, invoke, invoke_subprocess
+from tests.fuzz.harness import Sandbox, check_contract, invoke, invoke_subprocess, scaled
 
 FUZZ = dict(deadline=None, derandomize=True, database=None, print_blob=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
@@ -36,9 +35,8 @@ NO_SHRINK = dict(phases=[Phase.explicit, Phase.generate])
 
 # Per command; the conftest prints the session's totals. Together with test_hostile_specs.py
 # they are over 20,000 generated cases in the default run.
-# AIFACTORY_FUZZ_SCALE scales them for a quick local loop (0.1) or a long soak (10).
-_SCALE = float(os.environ.get("AIFACTORY_FUZZ_SCALE", "1"))
-EXAMPLES = {name: max(1, int(n * _SCALE)) for name, n in {
+# AIFACTORY_FUZZ_SCALE scales them (harness.scaled).
+EXAMPLES = {name: scaled(n) for name, n in {
     "validate": 3600, "plan": 2500, "render": 1000, "inventory": 1500, "pxe": 2000, "diff": 4500, "preview": 200,
     "subprocess": 30}.items()}
 

@@ -22,6 +22,7 @@ from aifactory import report, spec
 from aifactory.cli import app
 from aifactory.errors import SpecError
 from tests.fuzz import mutations
+from tests.fuzz.harness import scaled
 
 FINDING = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+): (?:warning: )?(?P<path>[^\n]+?): (?P<message>[^\n]+)$")
 SUMMARY = re.compile(r"^[^\n]+: \d+ error\(s\), \d+ warning\(s\)$")
@@ -109,14 +110,14 @@ def test_unmutated_examples_plan(path, target):
     assert not result.errors, [f.render() for f in result.errors]
 
 
-@settings(max_examples=3000, **FUZZ)
+@settings(max_examples=scaled(3000), **FUZZ)
 @given(content=mutations.structured())
 def test_structured_mutations(content, target, fuzz_tally):
     fuzz_tally("in-process", command="spec-library")
     exercise(content, target)
 
 
-@settings(max_examples=2200, **FUZZ)
+@settings(max_examples=scaled(2200), **FUZZ)
 @given(content=mutations.raw())
 def test_raw_text_mutations(content, target, fuzz_tally):
     fuzz_tally("in-process", command="spec-library")

@@ -103,6 +103,7 @@ def _probe(tmp_path: Path, plan, role_name: str, vars_file: str, expression: str
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # runs ansible-playbook
 def test_the_fabric_role_asks_dnf_for_the_names_the_inventory_gives(tmp_path):
     """RHEL 9, R570: the nvidia_fabric role, fed the inventory's names, asks dnf for exactly what
     NVIDIA/gpu-driver-container rhel9/install.sh (commit 78fa4ac) installs before R580:
@@ -114,6 +115,7 @@ def test_the_fabric_role_asks_dnf_for_the_names_the_inventory_gives(tmp_path):
         == [f"nvidia-fabric-manager-{version}", f"libnvidia-nscq-570-{version}"]
 
 
+@pytest.mark.slow  # runs ansible-playbook
 @pytest.mark.parametrize("role, vars_file, expression, expected", [
     ("nvidia_driver", "vars/RedHat.yml", "nvidia_driver_module_stream", "nvidia-driver:570-open"),
     ("cuda_toolkit", "vars/RedHat.yml", "_cuda_toolkit_packages['nvidia']", ["cuda-toolkit-12-8"]),
@@ -124,6 +126,7 @@ def test_the_other_roles_take_the_inventory_names_on_rhel(tmp_path, role, vars_f
     assert _probe(tmp_path, plan, role, vars_file, expression) == expected
 
 
+@pytest.mark.slow  # runs ansible-playbook
 def test_the_nccl_role_falls_back_to_its_os_names_without_the_inventory(tmp_path):
     """An empty nccl_packages (a bare run) installs the OS family's own NCCL packages."""
     plan = _plan(*CASES["ubuntu-24.04-R580-b200"])

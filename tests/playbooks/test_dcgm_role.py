@@ -23,6 +23,9 @@ from tests.playbooks.test_roles import BIN, ENV, PLAYBOOKS
 from tests.render.helpers import STACKS
 from tests.render.helpers import rendered as _rendered
 
+# ansible-playbook runs the role: a real external program (the fast target leaves it out).
+pytestmark = pytest.mark.slow
+
 ROLE = PLAYBOOKS / "roles" / "dcgm"
 # The environment variables dcgm-exporter reads (NVIDIA/dcgm-exporter pkg/cmd/app.go, 2026-12-03).
 EXPORTER_ENV = {"DCGM_EXPORTER_COLLECTORS", "DCGM_EXPORTER_LISTEN", "DCGM_EXPORTER_INTERVAL",

@@ -18,6 +18,9 @@ import yaml
 
 from tests.playbooks.test_roles import BIN, ENV, PLAYBOOKS
 
+# ansible-playbook runs the role: a real external program (the fast target leaves it out).
+pytestmark = pytest.mark.slow
+
 ROLE = PLAYBOOKS / "roles" / "nvidia_driver"
 BRANCH = "580"
 SUFFIX = {"nvidia": "", "distro": "-server"}

@@ -14,10 +14,14 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
 import yaml
 
 from tests.conftest import need_root
 from tests.playbooks.test_roles import BIN, ENV, PLAYBOOKS
+
+# ansible-playbook runs the role: a real external program (the fast target leaves it out).
+pytestmark = pytest.mark.slow
 
 ROLE = PLAYBOOKS / "roles" / "rdma"
 

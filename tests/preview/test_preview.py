@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -36,20 +35,10 @@ def test_every_example_stack_previews(stack):
     assert result.outputs["factory"] and set(result.outputs["inventory"]) == set(result.outputs["pools"])
 
 
-def test_multicloud_json_via_the_cli_within_ten_seconds():
-    """The whole command (interpreter start, four provider SDKs, plan, program, JSON) in < 10 s.
-
-    Asserted on the child's CPU time (user + sys): that is what the preview costs, while the
-    wall clock of a shared 2-core CI runner also carries whatever runs beside this test.
-    """
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+def test_multicloud_json_via_the_cli():
+    """The whole command (interpreter start, four provider SDKs, plan, program, JSON); its time
+    target (< 10 s) is measured by `make bench` (bench/pulumi.py), not here."""
     out = cli("preview", "stacks/multicloud", "--format", "json")
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    elapsed = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert out.returncode == 0, out.stderr
     records = json.loads(out.stdout)
     assert all({"type", "name", "parent"} <= set(r) for r in records)
@@ -58,7 +47,6 @@ def test_multicloud_json_via_the_cli_within_ten_seconds():
             "aifactory:onprem:GpuPool"} <= types
     lt = next(r for r in records if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate")
     assert (lt["parent"], len(lt["inputs"]["networkInterfaces"])) == ("aws", 32)
-    assert elapsed < 10, f"multicloud preview took {elapsed:.1f} s of CPU ({wall:.1f} s wall)"
 
 
 def test_table_output_shows_type_name_parent_and_key_inputs():
