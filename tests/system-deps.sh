@@ -9,6 +9,8 @@ PACKAGES=(
   slurm-client  # scontrol show topology / node against that slurmctld
   prometheus    # promtool check config on the rendered prometheus.yml
   debootstrap   # the Debian 12 root filesystem the playbooks run against (chroot connection)
+  iproute2      # ip netns and veth: the Slurm control-plane test gives each node its own network
+  util-linux    # unshare: the same test's namespaces
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -23,16 +23,17 @@ ENV = dict(os.environ, ANSIBLE_CONFIG=str(PLAYBOOKS / "ansible.cfg"), ANSIBLE_NO
 @pytest.mark.slow
 def test_ansible_lint_production_profile_is_clean():
     proc = subprocess.run([str(BIN / "ansible-lint"), "--profile", "production", "--nocolor",
-                           "site.yml", "upgrade.yml", "health.yml", "roles"],
+                           "site.yml", "upgrade.yml", "health.yml", "slurm.yml", "roles"],
                           cwd=PLAYBOOKS, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert "Profile 'production' was required, and it passed" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("playbook", ["site.yml", "upgrade.yml", "health.yml"])
+@pytest.mark.parametrize("playbook", ["site.yml", "upgrade.yml", "health.yml", "slurm.yml"])
 def test_syntax_check(playbook, tmp_path):
     inventory = tmp_path / "hosts.yml"
-    groups = ["nvidia", "nvswitch", "imex", "rdma", "efa", "gpudirect_tcpx", "gpudirect_tcpxo", "slurm", "monitoring"]
+    groups = ["nvidia", "nvswitch", "imex", "rdma", "efa", "gpudirect_tcpx", "gpudirect_tcpxo", "slurm", "monitoring",
+              "slurm_controller", "slurm_accounting"]
     inventory.write_text(yaml.safe_dump({"all": {"children": {g: {"hosts": {"n1": None}} for g in groups}}}))
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--syntax-check", playbook],
                           cwd=PLAYBOOKS, capture_output=True, text=True, env=ENV)
@@ -82,7 +83,7 @@ def test_role_layout_and_argument_specs(role):
 
 
 OS_ROLES = ["nvidia_driver", "cuda_toolkit", "rdma", "slurm_client", "nccl", "nvidia_fabric", "node_exporter",
-            "prometheus"]
+            "prometheus", "munge", "slurm_controller", "slurm_accounting"]
 
 
 @pytest.mark.parametrize("name", OS_ROLES)
