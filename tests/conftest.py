@@ -44,6 +44,7 @@ def need_root() -> None:
 FAST_STACKS = ("lab", "multicloud")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
 def pytest_collection_modifyitems(config, items):
     heavy = {p.name for p in STACKS.iterdir() if p.is_dir()} - set(FAST_STACKS)
     for item in items:
