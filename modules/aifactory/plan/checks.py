@@ -256,7 +256,7 @@ def stack_region(ctx: Context):
     from pathlib import Path
 
     from ..errors import AifactoryError, SpecError
-    from ..preview import read_stack, valid_stack_name
+    from ..stackfiles import read_stack, valid_stack_name
 
     folder = Path(ctx.doc.file).parent
     if not ctx.doc.file or not (folder / "Pulumi.yaml").is_file():
