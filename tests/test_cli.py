@@ -90,7 +90,7 @@ def test_catalog_shows_what_a_spec_and_the_environment_add(tmp_path, stacks):
     spec = yaml.safe_load((stacks / "lab" / "factory.yaml").read_text())
     spec["catalog"] = {"gpus": [{"id": "h100-nvl", "name": "NVIDIA H100 NVL", "vendor": "nvidia",
                                  "architecture": "hopper", "compute_capability": "9.0", "memory_gb": 94,
-                                 "tdp_w": 400, "nvlink_gbytes_s": 600, "open_modules_required": False,
+                                 "tdp_w": 400, "nvlink_gbytes_s": 600, "open_modules_required": False, "first_cuda": None,
                                  "source": "NVIDIA H100 NVL product brief"}]}
     path = tmp_path / "factory.yaml"
     path.write_text(yaml.safe_dump(spec))

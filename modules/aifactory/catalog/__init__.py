@@ -87,6 +87,7 @@ class Gpu:
     tdp_w: int
     nvlink_gbytes_s: int
     open_modules_required: bool
+    first_cuda: Optional[str]  # when the GPU needs a newer CUDA than its architecture's first (B300: sm_103)
     source: Prose
 
 

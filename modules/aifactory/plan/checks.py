@@ -453,9 +453,12 @@ def arch_minimum(ctx: Context):
         if arch.min_driver and version_key(lock.driver) < version_key(arch.min_driver):
             yield Issue(("pools", i, "system"), f"{system.gpu.name} ({arch.architecture}) needs driver >= "
                         f"{arch.min_driver}; the lock has {lock.driver}", "set software.driver_branch to 580")
-        if arch.first_cuda and version_key(lock.cuda) < version_key(arch.first_cuda):
-            yield Issue(("pools", i, "system"), f"{system.gpu.name} ({arch.architecture}) needs CUDA >= "
-                        f"{arch.first_cuda}; the lock has {lock.cuda}", "raise software.cuda")
+        first = max((c for c in (arch.first_cuda, system.gpu.first_cuda) if c), key=version_key, default=None)
+        if first and version_key(lock.cuda) < version_key(first):
+            target = f"compute capability {system.gpu.compute_capability}" if first == system.gpu.first_cuda \
+                and first != arch.first_cuda else arch.architecture
+            yield Issue(("pools", i, "system"), f"{system.gpu.name} ({target}) needs CUDA >= "
+                        f"{first}; the lock has {lock.cuda}", "raise software.cuda")
 
 
 @check("open-modules", "software", "error",
