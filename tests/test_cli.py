@@ -133,3 +133,23 @@ def test_cloud_sdk_errors_are_one_line(stacks, tmp_path):
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert "aifactory: AWS: Unable to locate credentials" in out.stderr
+
+
+def test_version_help_and_completion():
+    """`--version` names aifactory and the tools it drives (from metadata, importing no SDK);
+    `-h` is `--help`; shell completion is offered."""
+    import importlib.metadata
+
+    from aifactory import __version__
+
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.splitlines()[0].startswith(f"aifactory {__version__} (Python ")
+    assert __version__ == importlib.metadata.version("gpufactory")
+    for name in ("pulumi", "ansible-core", "pulumi-aws"):
+        assert f"  {name} {importlib.metadata.version(name)}" in out.stdout
+    assert cli("-V").stdout == out.stdout
+    short, long = cli("validate", "-h"), cli("validate", "--help")
+    assert short.returncode == 0 and short.stdout == long.stdout and "FILE:LINE" in short.stdout
+    assert "--install-completion" in cli("-h").stdout
+    completion = cli("--show-completion", "bash")
+    assert completion.returncode == 0 and "_aifactory_completion" in completion.stdout

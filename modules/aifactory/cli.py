@@ -13,8 +13,38 @@ import typer
 from .errors import AifactoryError, SpecError
 from .text import plural
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Declare an AI factory once; plan, deploy and configure it everywhere.")
+
+# The distributions whose versions `--version` reports beside aifactory's own: what a bug report
+# needs. Read from the installed metadata, so no SDK is imported to answer.
+VERSION_OF = ("pydantic", "pulumi", "pulumi-aws", "pulumi-gcp", "pulumi-azure-native", "pulumi-oci",
+              "ansible-core", "ansible-runner", "boto3", "sushy")
+
+
+def _version(value: bool) -> None:
+    if not value:
+        return
+    import importlib.metadata as metadata
+    import platform
+
+    from . import __version__
+
+    typer.echo(f"aifactory {__version__} (Python {platform.python_version()})")
+    for name in VERSION_OF:
+        try:
+            typer.echo(f"  {name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            typer.echo(f"  {name} not installed")
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                          help="print the versions of aifactory and the tools it drives, and exit")
+             ) -> None:
+    """Declare an AI factory once; plan, deploy and configure it everywhere."""
 
 
 class TableOrJson(str, Enum):
@@ -434,7 +464,7 @@ def pxe(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="aifactory")  # also under `python -m aifactory`: usage and completion name the command
     except AifactoryError as exc:
         _err(f"aifactory: {exc}")
         sys.exit(1)
