@@ -40,8 +40,11 @@ def _ansible_list(tmp_path: Path, files: dict[str, str]) -> dict:
 
 def test_multicloud_groups_and_vars_as_ansible_reads_them(tmp_path):
     plan, _, files = _stack("multicloud")
-    assert sorted(files) == ["inventory/group_vars/all.yml", "inventory/group_vars/monitoring.yml"] + sorted(
-        f"inventory/group_vars/pool_{p.name}.yml" for p in plan.pools) + ["inventory/hosts.yml"]
+    assert sorted(files) == sorted(
+        ["inventory/group_vars/all.yml", "inventory/group_vars/monitoring.yml", "inventory/hosts.yml"]
+        + [f"inventory/group_vars/pool_{p.name}.yml" for p in plan.pools]
+        + [f"inventory/group_vars/slurm_{role}_{c.site.replace('-', '_')}.yml" for c in plan.slurm
+           for role in ("controller", "accounting")])
     data = _ansible_list(tmp_path, files)
     hostvars = data["_meta"]["hostvars"]
     assert len(hostvars) == plan.totals["nodes"] == 80
@@ -96,6 +99,79 @@ def test_rendered_node_files_reach_their_hosts_byte_for_byte(tmp_path):
     assert monitor["prometheus_config_content"] == rendered["prometheus/prometheus.yml"]
     targets = {k: v for k, v in rendered.items() if k.startswith("prometheus/targets/")}
     assert targets and {f"prometheus/targets/{k}": v for k, v in monitor["prometheus_targets_content"].items()} == targets
+
+
+def _members(data: dict, group: str) -> list[str]:
+    """The hosts of ``group`` and its children, in the order Ansible lists them."""
+    out = list(data.get(group, {}).get("hosts", []))
+    for child in data.get(group, {}).get("children", []):
+        out += [h for h in _members(data, child) if h not in out]
+    return out
+
+
+def test_slurm_control_plane_groups_and_vars_as_ansible_reads_them(tmp_path):
+    """onprem-dgx names a primary and a backup controller: both in slurm_controller, in order,
+    with the site's rendered files; slurmdbd on the primary; every node configless from both."""
+    from aifactory.render.deployment import build_files as render_files
+
+    plan, _, files = _stack("onprem-dgx")
+    rendered = render_files(plan)
+    data = _ansible_list(tmp_path, files)
+    hostvars = data["_meta"]["hostvars"]
+    assert _members(data, "slurm_controller") == _members(data, "slurm_controller_hall1") == ["dgx-001", "dgx-002"]
+    assert _members(data, "slurm_accounting") == ["dgx-001"]
+    for host in ("dgx-001", "dgx-002"):
+        values = hostvars[host]
+        assert values["slurm_controller_hosts"] == ["dgx-001", "dgx-002"]
+        assert values["slurm_controller_accounting_host"] == "dgx-001"
+        for name, var in (("slurm.conf", "slurm_controller_conf_content"),
+                          ("cgroup.conf", "slurm_controller_cgroup_conf_content"),
+                          ("gres.conf", "slurm_controller_gres_conf_content"),
+                          ("topology.conf", "slurm_controller_topology_conf_content")):
+            assert values[var] == rendered[f"slurm/hall1/{name}"], var
+    assert "slurm_controller_conf_content" not in hostvars["dgx-003"]
+    assert hostvars["dgx-001"]["slurm_accounting_dbd_port"] == 6819
+    assert "slurm_accounting_dbd_port" not in hostvars["dgx-002"]
+    for host, values in hostvars.items():
+        assert values["slurm_client_configless_server"] == "dgx-001,dgx-002"
+        # One Slurm release on the controller, slurmdbd and the nodes: the lock's.
+        assert values["slurm_client_version"] == values["slurm_controller_version"] == \
+            values["slurm_accounting_version"] == plan.software.slurm == "21.08"
+        assert "munge_key" not in values and "slurm_accounting_storage_pass" not in values  # secrets: never here
+    # Every group slurm.yml (run after site.yml) targets is one the inventory fills.
+    plays = yaml.safe_load((REPO / "playbooks/slurm.yml").read_text())
+    assert {g for play in plays for g in play["hosts"].split(":")} == {"slurm_controller", "slurm_accounting", "slurm"}
+    assert all(_members(data, g) for g in ("slurm_controller", "slurm_accounting", "slurm"))
+
+
+def test_every_site_is_its_own_cluster_with_its_own_controller(tmp_path):
+    plan, _, files = _stack("multicloud")
+    data = _ansible_list(tmp_path, files)
+    hostvars = data["_meta"]["hostvars"]
+    assert len(plan.slurm) == len({p.site for p in plan.pools}) > 1
+    assert _members(data, "slurm_controller") == [c.controllers[0] for c in plan.slurm]
+    for cluster in plan.slurm:
+        (primary,) = cluster.controllers
+        group = f"slurm_controller_{cluster.site.replace('-', '_')}"
+        assert _members(data, group) == [primary]
+        assert hostvars[primary]["slurm_controller_hosts"] == [primary]
+        assert f"SlurmctldHost={primary}\n" in hostvars[primary]["slurm_controller_conf_content"]
+        for pool in plan.pools:
+            if pool.site == cluster.site:
+                assert hostvars[pool.first_host()]["slurm_client_configless_server"] == primary
+
+
+def test_external_accounting_has_no_accounting_host_in_the_inventory(tmp_path):
+    text = (REPO / "stacks/lab/factory.yaml").read_text() + (
+        "slurm:\n  clusters:\n    - {site: lab, accounting: {database: external, host: dbd.example.com, port: 7031}}\n")
+    plan = planning.build(spec.load_string(text))
+    files = build_files(plan)
+    data = _ansible_list(tmp_path, files)
+    assert "slurm_accounting" not in data and "inventory/group_vars/slurm_accounting_lab.yml" not in files
+    controller = data["_meta"]["hostvars"]["gpu-0001"]
+    assert controller["slurm_controller_accounting_host"] == "dbd.example.com"
+    assert "AccountingStorageHost=dbd.example.com\nAccountingStoragePort=7031\n" in \
+        controller["slurm_controller_conf_content"]
 
 
 def test_monitoring_host_is_a_declared_host_where_the_first_pool_declares_them():
@@ -180,7 +256,12 @@ def test_a_million_node_factory_is_fast_and_small():
     files = build_files(plan)
     elapsed = time.perf_counter() - start
     assert elapsed < 0.5, elapsed
-    assert sum(len(t) for t in files.values()) < 200_000  # no per-host lines or files
+    # No per-host lines or files. The controller carries the rendered topology.conf, one block per
+    # NVLink domain (18 trays), as `aifactory render` writes it; everything else stays small.
+    controller = ansible_data.load_yaml(files["inventory/group_vars/slurm_controller_campus.yml"])
+    topology = controller["slurm_controller_topology_conf_content"]
+    assert topology.count("\nBlockName=") > plan.totals["nodes"] // 18 - 18
+    assert sum(len(t) for t in files.values()) - len(topology) < 200_000
     assert not any("/host_vars/" in p for p in files)
 
 

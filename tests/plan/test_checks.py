@@ -89,8 +89,63 @@ SYSTEM_ROW = {"id": "my-hgx", "name": "Custom HGX H100", "gpu": "h100-sxm", "gpu
 HW_ROW = {"system": "my-hgx", "sockets": 2, "cores_per_socket": 48, "threads_per_core": 2, "memory_gib": 2048,
           "source": "vendor quote, 2026-11"}
 
+def slurm(*clusters: dict):
+    """A mutation that gives the base spec these ``slurm.clusters`` entries."""
+    return lambda s: s.update(slurm={"clusters": list(clusters)})
+
+
+def with_k8s(spec: dict) -> None:
+    """A Kubernetes pool beside the Slurm pool at dc1."""
+    spec["pools"].append({"name": "k8s", "site": "dc1", "provider": "onprem", "system": "dgx-h100", "nodes": 2,
+                          "fabric": "ib", "scheduler": "kubernetes"})
+
+
+DGX_HOSTS = [{"name": "n1", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.1", "ip": "10.1.0.1"},
+             {"name": "n2", "mac": "aa:bb:cc:dd:ee:02", "bmc": "10.0.0.2", "ip": "10.1.0.2"}]
+
 CASES = [
     # (check, mutation, expected path, words in the message)
+    ("slurm-clusters", slurm({"site": "dc2"}), ("slurm", "clusters", 0, "site"), "unknown site 'dc2'"),
+    ("slurm-clusters", slurm({"site": "dc1"}, {"site": "dc1"}), ("slurm", "clusters", 1, "site"), "listed twice"),
+    ("slurm-clusters", lambda s: (s["pools"][1].update(scheduler="kubernetes"), slurm({"site": "aws1"})(s)),
+     ("slurm", "clusters", 0, "site"), "site aws1 has no Slurm pool"),
+    ("slurm-controller", slurm({"site": "dc1", "controller": {"pool": "dgxx"}}),
+     ("slurm", "clusters", 0, "controller", "pool"), "unknown pool 'dgxx'"),
+    ("slurm-controller", slurm({"site": "dc1", "controller": {"pool": "p5"}}),
+     ("slurm", "clusters", 0, "controller", "pool"), "pool p5 is at site aws1, not dc1"),
+    ("slurm-controller", lambda s: (with_k8s(s), slurm({"site": "dc1", "controller": {"pool": "k8s"}})(s)),
+     ("slurm", "clusters", 0, "controller", "pool"), "pool k8s is scheduled by kubernetes, not Slurm"),
+    ("slurm-controller", slurm({"site": "dc1", "controller": {"pool": "dgx", "host": "n1"}}),
+     ("slurm", "clusters", 0, "controller"), "not both"),
+    ("slurm-controller", slurm({"site": "dc1", "backup": {}}), ("slurm", "clusters", 0, "backup"),
+     "give pool: (the pool's first node) or host:"),
+    # A cloud pool's nodes are named when planned: its first node is `{pool: p5}`, not a host.
+    ("slurm-controller", slurm({"site": "aws1", "controller": {"host": "p5-0001"}}),
+     ("slurm", "clusters", 0, "controller", "host"), "no declared host 'p5-0001'"),
+    ("slurm-controller", lambda s: (s["pools"][0].update(hosts=DGX_HOSTS),
+                                    slurm({"site": "dc1", "controller": {"host": "n1"}, "backup": {"host": "n3"}})(s)),
+     ("slurm", "clusters", 0, "backup", "host"), "no declared host 'n3'"),
+    ("slurm-controller", slurm({"site": "aws1", "backup": {"pool": "p5"}}), ("slurm", "clusters", 0, "backup"),
+     "the backup is the primary controller (the first node of pool p5)"),
+    ("slurm-controller", lambda s: (s["pools"][0].update(hosts=DGX_HOSTS),
+                                    slurm({"site": "dc1", "controller": {"pool": "dgx"}, "backup": {"host": "n1"}})(s)),
+     ("slurm", "clusters", 0, "backup"), "the backup is the primary controller (n1)"),
+    ("slurm-accounting", slurm({"site": "dc1", "accounting": {"database": "external"}}),
+     ("slurm", "clusters", 0, "accounting"), "external accounting needs the slurmdbd's host"),
+    ("slurm-accounting", slurm({"site": "dc1", "accounting": {"database": "local", "port": 7000}}),
+     ("slurm", "clusters", 0, "accounting", "port"), "local accounting runs slurmdbd on the primary controller"),
+    ("slurm-accounting", slurm({"site": "dc1", "accounting": {"database": "external", "host": "localhost"}}),
+     ("slurm", "clusters", 0, "accounting", "host"), "localhost is the controller itself"),
+    ("slurm-accounting", slurm({"site": "dc1", "accounting": {"database": "external", "host": "127.0.0.53"}}),
+     ("slurm", "clusters", 0, "accounting", "host"), "127.0.0.53 is the controller itself"),
+    ("slurm-accounting", slurm({"site": "dc1", "accounting": {"database": "external", "host": "300.1.1.1"}}),
+     ("slurm", "clusters", 0, "accounting", "host"), "neither a host name"),
+    ("slurm-partition", slurm({"site": "dc1", "default_partition": "dgxx"}),
+     ("slurm", "clusters", 0, "default_partition"), "unknown pool 'dgxx'"),
+    ("slurm-partition", slurm({"site": "dc1", "default_partition": "p5"}),
+     ("slurm", "clusters", 0, "default_partition"), "pool p5 is at site aws1, not dc1"),
+    ("slurm-partition", lambda s: (with_k8s(s), slurm({"site": "dc1", "default_partition": "k8s"})(s)),
+     ("slurm", "clusters", 0, "default_partition"), "has no Slurm partition"),
     ("unique-names", lambda s: s["pools"][1].update(name="dgx"), ("pools", 1, "name"), "duplicate name"),
     ("unique-names", lambda s: s["pools"][0].update(hosts=[
         {"name": "n1", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.1"},
@@ -374,12 +429,19 @@ def test_slurm_topology_decision_per_release():
     assert decide([small], plan.fabrics, (25, 5)).block
 
 
-def test_the_check_and_the_renderer_share_one_slurm_table():
+def test_the_lock_holds_the_slurm_release_that_the_check_and_the_renderer_read():
     from aifactory.render import slurm
 
-    assert checks.slurm_release("ubuntu-24.04") == (23, 11) and checks.slurm_release("debian-12") == (22, 5)
-    assert checks.slurm_release("ubuntu-22.04") == (21, 8) and checks.slurm_release("rhel-9") is None
-    assert slurm.slurm_release is checks.slurm_release and slurm.slurm_topology_of is checks.slurm_topology_of
+    for os_name, release in (("ubuntu-24.04", "23.11"), ("debian-12", "22.05"), ("ubuntu-22.04", "21.08"),
+                             ("rhel-9", None)):
+        spec = mutate(lambda s: s["software"].update(os=os_name))
+        spec["pools"].pop(1)  # AWS publishes no rhel-9 image
+        lock = validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=TODAY).plan.software
+        assert lock.slurm == release
+        assert lock.slurm_release == (tuple(int(x) for x in release.split(".")) if release else None)
+    # One release, the lock's: neither the check nor the renderer has a table of its own.
+    assert not hasattr(checks, "SLURM_BY_OS") and not hasattr(slurm, "slurm_release")
+    assert slurm.slurm_topology_of is checks.slurm_topology_of
 
 
 def test_imex_domain_larger_than_its_peer_limit_warns(monkeypatch):

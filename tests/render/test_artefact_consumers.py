@@ -3,8 +3,8 @@
 One table maps each rendered path to its consumer:
 
 - a role, which installs the bytes the inventory hands it: the rendered inventory must carry the
-  file's exact bytes in the named variable, on a group whose hosts run that role in site.yml,
-  and the role's tasks must read that variable;
+  file's exact bytes in the named variable, on a group whose hosts run that role in site.yml (or
+  a playbook site.yml imports), and the role's tasks must read that variable;
 - a Pulumi component, which boots instances with it: the components must call the function
   that returns the file's exact bytes;
 - Ansible itself (the inventory), aifactory itself (a reviewed ``plan.json`` read back), or a
@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from aifactory.inventory import group_name
-from aifactory.inventory.plan import MONITORING_GROUP, PROMETHEUS_TARGETS_MAX_NODES
+from aifactory.inventory.plan import MONITORING_GROUP, PROMETHEUS_TARGETS_MAX_NODES, SLURM_CONTROLLER_FILES
 from aifactory.plan.model import Plan
 from aifactory.render import cloudinit
 from aifactory.render.deployment import build_files
@@ -37,13 +37,14 @@ from tests import ansible_data
 from tests.render.helpers import K8S, REPO, STACKS, planned
 
 ROLES = REPO / "playbooks" / "roles"
-SITE = REPO / "playbooks" / "site.yml"
+SITE_YML = REPO / "playbooks" / "site.yml"
 
 
 @dataclass(frozen=True)
 class Role:
     """Installed by ``role`` from the inventory variable ``var`` of ``group`` ("pool": the file's
-    pool group; otherwise that group), as the whole value or, with ``key``, one item of it."""
+    pool group; "site": the role's group for the file's site, e.g. ``slurm_controller_<site>``;
+    otherwise that group), as the whole value or, with ``key``, one item of it."""
 
     role: str
     var: str
@@ -87,6 +88,7 @@ class Review:
 
 
 POOL = r"(?P<pool>[a-z0-9-]+)"
+SITE = r"(?P<site>[a-z0-9-]+)"
 CONSUMERS = {
     # aifactory render
     rf"nccl/{POOL}/nccl\.conf": Role("nccl", "nccl_conf_content"),
@@ -99,9 +101,10 @@ CONSUMERS = {
     rf"cloud-init/{POOL}/user-data\.yaml": Component("user_data_for"),
     r"inventory/hosts\.yml": Inventory(),
     r"inventory/group_vars/(?P<group>[a-z0-9_]+)\.yml": Inventory(),
-    r"slurm/[a-z0-9-]+/(slurm|gres|cgroup|topology)\.conf": External(
-        "slurmctld on the Slurm controller (slurmd on the nodes takes them from it)",
-        "tests/render/test_slurmctld.py", "slurmctld"),
+    # slurmctld serves them to configless slurmd on the nodes; tests/render/test_slurmctld.py feeds
+    # them to the real slurmctld, tests/slurm/test_control_plane.py runs a job with them.
+    **{rf"slurm/{SITE}/{re.escape(name)}": Role("slurm_controller", var, group="site")
+       for name, var in SLURM_CONTROLLER_FILES.items()},
     rf"kubernetes/{POOL}/gpu-operator-values\.yaml": External(
         "helm install gpu-operator --values", "modules/aifactory/render/kubernetes.py", "GPU Operator Helm values"),
     r"plan\.json": Aifactory(),
@@ -144,15 +147,25 @@ def consumer_of(rel: str) -> tuple[str, re.Match]:
 
 
 @functools.lru_cache(maxsize=None)
-def site_plays() -> list[dict]:
-    return yaml.safe_load(SITE.read_text())
+def site_plays(playbook: Path = SITE_YML) -> list[dict]:
+    """The plays of ``playbook``, with those of the playbooks it imports in their place."""
+    plays = []
+    for play in yaml.safe_load(playbook.read_text()):
+        imported = play.get("ansible.builtin.import_playbook")
+        plays += site_plays(playbook.parent / imported) if imported else [play]
+    return plays
+
+
+# site.yml configures every node; slurm.yml adds the Slurm control plane, which needs the
+# operator's secrets (`aifactory configure -p slurm.yml`).
+PLAYBOOKS_RUN = (SITE_YML, SITE_YML.parent / "slurm.yml")
 
 
 def groups_running(role: str) -> set[str]:
-    """The host patterns of the site.yml plays that run ``role``."""
+    """The host patterns of the plays of site.yml or slurm.yml that run ``role``."""
     out: set[str] = set()
-    for play in site_plays():
-        if role in [r["role"] for r in play["roles"]]:
+    for play in [p for book in PLAYBOOKS_RUN for p in site_plays(book)]:
+        if role in [r["role"] for r in play.get("roles", [])]:
             out |= set(play["hosts"].split(":"))
     assert out, f"site.yml runs no play with the {role} role"
     return out
@@ -186,7 +199,9 @@ def test_every_rendered_file_has_exactly_one_consumer_that_takes_it(name):
         pattern, match = consumer_of(rel)
         consumer = CONSUMERS[pattern]
         if isinstance(consumer, Role):
-            group = group_name("pool", match["pool"]) if consumer.group == "pool" else consumer.group
+            group = {"pool": lambda: group_name("pool", match["pool"]),
+                     "site": lambda: group_name(consumer.role, match["site"])}.get(consumer.group,
+                                                                                   lambda: consumer.group)()
             assert ancestors(hosts_yml, group) & groups_running(consumer.role), (
                 f"{rel}: the hosts of {group} never run the {consumer.role} role in site.yml")
             assert role_reads(consumer.role, consumer.var), f"{rel}: the {consumer.role} role never reads {consumer.var}"

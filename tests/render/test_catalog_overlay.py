@@ -33,6 +33,7 @@ def spec_text() -> str:
     for pool in spec["pools"]:
         pool["system"] = "acme-h200"
         pool.pop("hosts", None)
+    spec.pop("slurm")  # it names two of the declared hosts as controllers; the defaults need none
     spec["catalog"] = {"systems": [SYSTEM], "node_hardware": [HARDWARE], "nccl_env": [NCCL]}
     return yaml.safe_dump(spec, sort_keys=False)
 

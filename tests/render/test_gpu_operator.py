@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _site_roles(group: str) -> set[str]:
     plays = yaml.safe_load((REPO / "playbooks" / "site.yml").read_text())
-    return {r["role"] for play in plays if play["hosts"] == group for r in play["roles"]}
+    return {r["role"] for play in plays if play.get("hosts") == group for r in play["roles"]}
 
 
 def test_the_host_roles_own_the_driver_and_the_toolkit():

@@ -248,6 +248,50 @@ def test_a_pool_without_a_switch_tree_leaves_the_nvl72_blocks_alone():
     assert [t["BlockName"] for t in topo] == ["rack-nvl0001", "rack-nvl0002"]
 
 
+def _settings(text: str) -> list[tuple[str, str]]:
+    """(key, value) of every setting line of slurm.conf, in order (node and partition lines too)."""
+    return [tuple(line.split("=", 1)) for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_the_control_plane_lines_come_from_the_plan():
+    """onprem-dgx names a primary and a backup controller and local accounting: SlurmctldHost
+    lines in that order, configless nodes, slurmdbd on the primary on its default port."""
+    plan, _ = planned(STACKS / "onprem-dgx" / "factory.yaml")
+    (cluster,) = plan.slurm
+    conf = rendered(STACKS / "onprem-dgx" / "factory.yaml")["slurm/hall1/slurm.conf"]
+    settings = _settings(conf)
+    assert [v for k, v in settings if k == "SlurmctldHost"] == cluster.controllers == ["dgx-001", "dgx-002"]
+    assert dict(settings)["SlurmctldParameters"] == "enable_configless"
+    assert dict(settings)["AccountingStorageType"] == "accounting_storage/slurmdbd"
+    assert dict(settings)["AccountingStorageHost"] == cluster.accounting_host == "dgx-001"
+    assert "AccountingStoragePort" not in dict(settings)  # slurmdbd's own port: slurmctld's default
+    assert dict(settings)["AccountingStorageTRES"] == "gres/gpu"
+    assert "storage both must mount" in conf  # a backup needs a shared StateSaveLocation, and the file says so
+    assert [k for k, _ in settings].index("SlurmctldHost") < [k for k, _ in settings].index("NodeName")
+
+
+def test_external_accounting_and_the_default_partition_as_the_spec_names_them():
+    spec = nvl72_spec(36, "ubuntu-24.04", hgx=8) + """
+slurm:
+  clusters:
+    - site: hall
+      controller: {pool: hgx}
+      accounting: {database: external, host: slurmdbd.example.com, port: 7031}
+      default_partition: hgx
+"""
+    settings = _settings(rendered(spec)["slurm/hall/slurm.conf"])
+    assert [v for k, v in settings if k == "SlurmctldHost"] == ["hgx-0001"]
+    assert ("AccountingStorageHost", "slurmdbd.example.com") in settings
+    assert ("AccountingStoragePort", "7031") in settings
+    partitions = {line.split()[0]: line for k, line in ((k, f"{k}={v}") for k, v in settings)
+                  if k == "PartitionName"}
+    assert "Default=YES" in partitions["PartitionName=hgx"] and "Default=NO" in partitions["PartitionName=rack"]
+    # Without the section: the first Slurm pool is the default partition and hosts the controller.
+    default = _settings(rendered(nvl72_spec(36, "ubuntu-24.04", hgx=8))["slurm/hall/slurm.conf"])
+    assert [v for k, v in default if k == "SlurmctldHost"] == ["rack-0001"]
+    assert [v.split()[0] for k, v in default if k == "PartitionName" and "Default=YES" in v] == ["rack"]
+
+
 def test_gres_conf_matches_the_plan():
     plan, _ = planned(STACKS / "superpod-h100" / "factory.yaml")
     pool = plan.pools[0]
@@ -357,6 +401,8 @@ def test_a_hostile_plan_json_is_refused_like_a_hostile_spec(tmp_path):
         "duplicate": lambda d: d["pools"][0]["hosts"][1].update(mac=d["pools"][0]["hosts"][0]["mac"]),
         "version": lambda d: d.update(schema_version=99),
         "nodes": lambda d: d["pools"][0].update(nodes=-1),
+        "controller": lambda d: d["slurm"][0].update(controllers=["dgx-001\nSlurmctldHost=evil"]),
+        "slurm_release": lambda d: d["software"].update(slurm="{{ 7*7 }}"),
     }
     for what, mutate in cases.items():
         bad = json.loads(json.dumps(data))

@@ -55,9 +55,11 @@ def test_same_pool_same_slurm_and_dcgm(pair):
     for name in ("slurm.conf", "gres.conf", "cgroup.conf"):
         a, b = files[f"slurm/a/{name}"], files[f"slurm/b/{name}"]
         raw = _diff(a, b)
-        # The raw diff touches only lines with names or hardware in them ...
+        # The raw diff touches only lines with names or hardware in them (the controller and
+        # slurmdbd are each site's first node) ...
         for line in raw:
-            assert re.search(r"ClusterName=|NodeName=|PartitionName=", line), (name, line)
+            assert re.search(r"ClusterName=|NodeName=|PartitionName=|SlurmctldHost=|AccountingStorageHost=",
+                             line), (name, line)
         # ... and once those are blanked out the files are identical.
         assert _normalise(a, "train-a", "a") == _normalise(b, "train-b", "b"), name
     for name in ("dcgm-exporter.csv", "dcgm-exporter.env"):

@@ -1,10 +1,15 @@
 """The rendered Slurm configuration, read by the real slurmctld (Debian 12: Slurm 22.05).
 
 slurmctld runs in the foreground on loopback with auth/none and a temporary state directory.
-Only settings that tie the file to a real controller host are replaced (controller name, user,
-auth, state paths, port); node, partition, gres, topology and plugin lines are used verbatim,
-except that each node gets a loopback NodeAddr: slurmctld resolves every node name at start,
-and the planned names are not in this machine's DNS. No slurmd runs, so nodes stay UNKNOWN;
+Only settings that tie the file to real hosts are replaced (the primary controller becomes
+localhost and a backup keeps its name on a loopback address, user, auth, state paths, ports,
+the slurmdbd host becomes localhost on a port where nothing listens); node, partition, gres,
+topology, accounting and plugin lines are used verbatim, except that each node gets a loopback
+NodeAddr: slurmctld resolves every node name at start, and the planned names are not in this
+machine's DNS. A fresh slurmctld stops when slurmdbd is unreachable (it fetches its TRES from
+the database), so the accounting settings are left as rendered only where a test proves that
+slurmctld loads them and contacts slurmdbd; elsewhere accounting is off (``NEEDS_SLURMDBD``;
+tests/slurm/test_control_plane.py runs a real slurmdbd). No slurmd runs, so nodes stay UNKNOWN;
 what is asserted is what slurmctld understood: names, CPUs, memory, GRES and the switch tree.
 gres.conf is read by slurmd, which checks the local CPUs and /dev/nvidia* against it, so it
 cannot run here; gres.conf lines are checked against the plan in test_render.py.
@@ -60,7 +65,13 @@ def _expand(ctld: "Slurmctld", hostlist: str) -> list[str]:
     return out.stdout.split()
 
 
-def _local_conf(src: dict[str, str], site: str, tmp: Path, root: Path = Path("/")) -> Path:
+# The settings that need a running slurmdbd (tests/slurm/test_control_plane.py runs one): a fresh
+# slurmctld fetches its TRES from the database and stops without it, and gres/gpu accounting
+# needs the slurmdbd plugin. Left as rendered only where a test asks for it (accounting=True).
+NEEDS_SLURMDBD = {"AccountingStorageType": "accounting_storage/none", "AccountingStorageTRES": None}
+
+
+def _local_conf(src: dict[str, str], site: str, tmp: Path, root: Path = Path("/"), accounting: bool = False) -> Path:
     """slurm.conf and its companions in ``tmp``, with paths as a slurmctld chrooted to ``root``
     sees them; returns slurm.conf's path as that slurmctld sees it."""
     for name in ("slurm.conf", "gres.conf", "topology.conf", "cgroup.conf"):
@@ -72,11 +83,18 @@ def _local_conf(src: dict[str, str], site: str, tmp: Path, root: Path = Path("/"
     inside = Path("/") / tmp.relative_to(root)
     local = dict(LOCAL, StateSaveLocation=str(inside / "state"), SlurmdSpoolDir=str(inside / "spool"),
                  SlurmctldPidFile=str(inside / "slurmctld.pid"), SlurmctldPort=str(_free_port()),
-                 SlurmctldLogFile=str(inside / "slurmctld.log"))
+                 SlurmctldLogFile=str(inside / "slurmctld.log"), AccountingStorageHost="localhost",
+                 AccountingStoragePort=str(_free_port()))
     lines, seen, next_addr = [], set(), 1
     for line in (tmp / "slurm.conf").read_text().splitlines():
         key = line.split("=", 1)[0]
-        if key in local:
+        if key == "SlurmctldHost" and key in seen:  # a backup: its own name, on an address never contacted
+            line = f"{line}(127.0.0.2)"
+        elif key in NEEDS_SLURMDBD and not accounting:
+            if NEEDS_SLURMDBD[key] is None:
+                continue
+            line = f"{key}={NEEDS_SLURMDBD[key]}"
+        elif key in local:
             line = f"{key}={local[key]}"
             seen.add(key)
         elif key == "NodeName":
@@ -135,13 +153,14 @@ class Slurmctld:
                 self.proc.wait()
 
 
-def _start(files: dict[str, str], site: str, tmp_path: Path, root: Optional[Path] = None) -> Slurmctld:
+def _start(files: dict[str, str], site: str, tmp_path: Path, root: Optional[Path] = None,
+           accounting: bool = False) -> Slurmctld:
     if root:
         tmp_path = Path(tempfile.mkdtemp(prefix="slurm-", dir=root / "tmp"))
-        return Slurmctld(_local_conf(files, site, tmp_path, root), root, tmp_path / "slurmctld.log")
+        return Slurmctld(_local_conf(files, site, tmp_path, root, accounting), root, tmp_path / "slurmctld.log")
     require_tool("slurmctld", "slurmctld")
     require_tool("scontrol", "slurm-client")
-    return Slurmctld(_local_conf(files, site, tmp_path), log=tmp_path / "slurmctld.log")
+    return Slurmctld(_local_conf(files, site, tmp_path, accounting=accounting), log=tmp_path / "slurmctld.log")
 
 
 def _fields(text: str) -> dict[str, str]:
@@ -176,6 +195,61 @@ def test_superpod_tree_and_nodes_as_planned(tmp_path):
         assert "h100_sxm" in first["AvailableFeatures"]
         part = _fields(ctld.show("partition", "dgx"))
         assert part["TotalNodes"] == "127" and part["Nodes"] == "dgx-[0001-0127]"
+    finally:
+        ctld.stop()
+
+
+def _config(ctld: Slurmctld) -> dict[str, str]:
+    """``scontrol show config``: what slurmctld runs with, key -> value."""
+    return dict(re.findall(r"^(\S+)\s+= (.*)$", ctld.show("config"), re.M))
+
+
+def test_the_planned_control_plane_is_what_slurmctld_runs(tmp_path):
+    """onprem-dgx: a primary and a backup controller, configless nodes, accounting through
+    slurmdbd on the primary with GPU use recorded, the planned default partition."""
+    plan, _ = planned(STACKS / "onprem-dgx" / "factory.yaml")
+    (cluster,) = plan.slurm
+    files = rendered(STACKS / "onprem-dgx" / "factory.yaml")
+    # As rendered, slurmctld loads the slurmdbd plugin and registers with it before anything else;
+    # with no slurmdbd there (tests/slurm/test_control_plane.py runs one) a fresh controller stops.
+    (tmp_path / "dbd").mkdir()
+    code, log = _start(files, "hall1", tmp_path / "dbd", accounting=True).exited()
+    assert code != 0 and "Registering slurmctld at port" in log, log[-3000:]
+    assert re.search(r"failed to open persistent connection to host:localhost:\d+", log), log[-3000:]
+    assert "we have no TRES from it" in log
+    (tmp_path / "run").mkdir()
+    ctld = _start(files, "hall1", tmp_path / "run")
+    try:
+        config = _config(ctld)
+        backup = cluster.controllers[1]
+        # The primary, where this slurmctld runs (shown as `<hostname>(localhost)`), then the backup.
+        assert re.fullmatch(r"(\S+\()?localhost\)?", config["SlurmctldHost[0]"]), config["SlurmctldHost[0]"]
+        assert config["SlurmctldHost[1]"] == f"{backup}(127.0.0.2)"
+        assert "enable_configless" in config["SlurmctldParameters"].split(",")
+        assert config["ClusterName"] == "onprem-dgx-hall1"
+        part = _fields(ctld.show("partition", cluster.default_partition))
+        assert part["Default"] == "YES" and part["Nodes"] == "dgx-[001-004]"
+    finally:
+        ctld.stop()
+
+
+def test_external_accounting_and_another_default_partition_are_what_slurmctld_runs(tmp_path):
+    spec = nvl72_spec(18, "debian-12", hgx=8) + """
+slurm:
+  clusters:
+    - site: hall
+      controller: {pool: hgx}
+      accounting: {database: external, host: slurmdbd.example.com, port: 7031}
+      default_partition: hgx
+"""
+    plan, _ = planned(spec)
+    files = slurm.files(plan, plan.catalog())
+    conf = files["slurm/hall/slurm.conf"]
+    assert "AccountingStorageHost=slurmdbd.example.com\nAccountingStoragePort=7031\n" in conf
+    ctld = _start(files, "hall", tmp_path)
+    try:
+        defaults = {name: _fields(ctld.show("partition", name))["Default"] for name in ("hgx", "rack")}
+        assert defaults == {"hgx": "YES", "rack": "NO"}
     finally:
         ctld.stop()
 

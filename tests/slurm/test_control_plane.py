@@ -1,16 +1,20 @@
 """The Slurm control plane for real: the roles run into two Debian 12 root filesystems, then the
 daemons they set up are started there and a job runs.
 
-``slurmctld`` (controller, accounting, MariaDB) and ``gpu-0001`` (compute) are two trees from the
-cached debootstrap tarball, configured through community.general.chroot by playbooks/slurm.yml.
+The factory is tests/configure/two-nodes.yaml, with no ``slurm:`` section: the plan puts the
+controller and accounting on the first node of its Slurm pool. So ``gpu-0001`` (controller,
+slurmdbd, MariaDB, and a compute node too) and ``gpu-0002`` (compute) are two trees from the
+cached debootstrap tarball, configured through community.general.chroot by playbooks/slurm.yml
+from the inventory `aifactory inventory` writes: its controller and accounting groups, the
+rendered configuration for the controller, and the configless server for the nodes.
 Each then gets its own network namespace, joined by a veth pair (10.231.0.1 and .2), and its own
 hostname; every daemon runs in its tree, in its namespace, and all Slurm traffic stays there.
 Nothing here runs systemd, so the test starts each daemon the way its unit would (slurmd with
 the SLURMD_OPTIONS the role wrote) and stops every process it started, even on failure.
 
-slurm.conf is the one `aifactory render` writes for tests/configure/factory.yaml, with two kinds
-of edits, each listed below: settings the renderer does not write yet (the controller needs
-them), and settings a chroot without cgroups or GPUs cannot run.
+slurm.conf is the one `aifactory render` writes, SlurmctldHost, configless and accounting lines
+included, with only the edits a chroot without cgroups or GPUs forces (listed below); they reach
+the controller as host variables over the inventory's group variables.
 """
 
 from __future__ import annotations
@@ -34,28 +38,23 @@ import yaml
 from aifactory import lab
 from aifactory.configure.rootfs import default_cache_dir, ensure_rootfs
 from tests.conftest import need_root, require_tool
-from tests.configure.conftest import FACTORY, chroot_inventory, in_root
+from tests.configure.conftest import HERE, chroot_inventory, in_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 BIN = Path(sys.executable).parent
-# The rendered slurm.conf names its controller `slurmctld`; the controller host is called so.
-CTL, NODE = "slurmctld", "gpu-0001"
+FACTORY = HERE / "two-nodes.yaml"
+# The plan's controller (the first node of the first Slurm pool) and the other node.
+CTL, NODE = "gpu-0001", "gpu-0002"
 ADDRESSES = {CTL: "10.231.0.1", NODE: "10.231.0.2"}
 SITE = "lab"
 
-# Settings the rendered slurm.conf lacks and a controller needs (the renderer's to write).
-RENDERER_GAPS = {
-    "SlurmctldParameters": "enable_configless",
-    "AccountingStorageType": "accounting_storage/slurmdbd",
-    "AccountingStorageHost": CTL,
-}
-# A chroot has no cgroup hierarchy of its own (and no systemd to delegate one), no GPUs and no
-# PMIx library: Slurm's cgroup-free plugins instead. slurmd 22.05 loads a cgroup plugin even then;
-# naming cgroup/v1 skips the autodetection, which fails without /sys/fs/cgroup, and v1's init
-# touches no hierarchy.
+# Only what the chroot forces, nothing a controller needs: a chroot has no cgroup hierarchy of its
+# own (and no systemd to delegate one), no GPUs and no PMIx library, so Slurm's cgroup-free plugins
+# instead. slurmd 22.05 loads a cgroup plugin even then; naming cgroup/v1 skips the autodetection,
+# which fails without /sys/fs/cgroup, and v1's init touches no hierarchy.
 CHROOT_SETTINGS = {
     "ProctrackType": "proctrack/linuxproc",
     "TaskPlugin": "task/none",
@@ -67,24 +66,21 @@ CHROOT_CGROUP = "CgroupPlugin=cgroup/v1\n"
 
 
 def set_setting(text: str, key: str, value: str | None) -> str:
-    """``key=value`` in place of the existing line (dropped for None), else before the first node."""
-    line = re.compile(rf"^{key}=.*\n", re.M | re.I)
-    new = "" if value is None else f"{key}={value}\n"
-    if line.search(text):
-        return line.sub(new, text, count=1)
-    assert value is not None, f"{key} is not in the rendered slurm.conf"
-    first_node = text.index("\nNodeName=") + 1
-    return text[:first_node] + new + text[first_node:]
+    """``key=value`` in place of the rendered line (dropped for None)."""
+    line = re.compile(rf"^{key}=.*\n", re.M)
+    assert line.search(text), f"{key} is not in the rendered slurm.conf"
+    return line.sub("" if value is None else f"{key}={value}\n", text, count=1)
 
 
 def lab_slurm_conf(rendered: str) -> str:
-    """The rendered slurm.conf with the renderer's gaps filled and the chroot's settings."""
+    """The rendered slurm.conf with the chroot's settings."""
     text = rendered
-    for key, value in {**RENDERER_GAPS, **CHROOT_SETTINGS}.items():
+    for key, value in CHROOT_SETTINGS.items():
         text = set_setting(text, key, value)
     # The catalog's HGX H100 (224 CPUs, 8 GPUs) is not this machine: one CPU and 1000 MiB is
-    # less than any runner has, and slurmd accepts a node larger than configured.
-    node = re.search(rf"^NodeName={NODE} .*$", text, re.M)
+    # less than any runner has, and slurmd accepts a node larger than configured. No GPUs: no Gres
+    # on the node line, and no gres.conf (it names /dev/nvidia*, which slurmd checks).
+    node = re.search(r"^NodeName=gpu-\[0001-0002\] .*$", text, re.M)
     assert node, text
     fields = dict(f.split("=", 1) for f in node.group(0).split())
     kept = {k: fields[k] for k in ("NodeName", "Features", "State")}
@@ -241,25 +237,29 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
         clock = now
 
     ctl, node = cluster.roots[CTL], cluster.roots[NODE]
-    rendered = build_files(planning.build(spec.load(FACTORY)))
+    plan = planning.build(spec.load(FACTORY))
+    assert [(c.controllers, c.accounting_host) for c in plan.slurm] == [([CTL], CTL)]
+    rendered = build_files(plan)
+    # What the controller needs is in the rendered file already; the role checks it again.
+    for line in (f"SlurmctldHost={CTL}", "SlurmctldParameters=enable_configless",
+                 "AccountingStorageType=accounting_storage/slurmdbd", f"AccountingStorageHost={CTL}"):
+        assert f"\n{line}\n" in rendered[f"slurm/{SITE}/slurm.conf"], line
     slurm_conf = lab_slurm_conf(rendered[f"slurm/{SITE}/slurm.conf"])
     cgroup_conf = rendered[f"slurm/{SITE}/cgroup.conf"] + CHROOT_CGROUP
     topology_conf = rendered[f"slurm/{SITE}/topology.conf"]
     cluster_name = re.search(r"^ClusterName=(\S+)$", slurm_conf, re.M).group(1)
 
-    # The plan's inventory, the chroot connection per host, and what the planner does not write
-    # yet: the controller groups and the rendered bytes for the controller (gres.conf stays out:
-    # no GPUs here).
-    out = chroot_inventory(tmp_path / "out", {NODE: node, CTL: ctl},
-                           extra={NODE: {"slurm_client_configless_server": CTL}})
-    inventory = out / "inventory"
-    (inventory / "slurm.yml").write_text(yaml.safe_dump({"all": {"children": {
-        "slurm_controller": {"hosts": {CTL: None}}, "slurm_accounting": {"hosts": {CTL: None}}}}}))
-    (inventory / "group_vars" / "slurm_controller.yml").write_text(yaml.safe_dump({
+    # The plan's inventory as `aifactory inventory` writes it (the controller and accounting groups,
+    # the controller's rendered files, the nodes' configless server, the Slurm release), and per
+    # host the chroot connection; on the controller, the chroot's versions of two rendered files,
+    # and no gres.conf (no GPUs here).
+    out = chroot_inventory(tmp_path / "out", {NODE: node, CTL: ctl}, factory=FACTORY, extra={CTL: {
         "slurm_controller_conf_content": slurm_conf,
         "slurm_controller_cgroup_conf_content": cgroup_conf,
-        "slurm_controller_topology_conf_content": topology_conf,
-    }))
+        "slurm_controller_gres_conf_content": "",
+    }})
+    inventory = out / "inventory"
+    assert (inventory / "group_vars/slurm_controller_lab.yml").is_file()
     # Secrets as a secret store hands them over: a file only root reads, never in the inventory.
     password = secrets.token_hex(16)
     vault = tmp_path / "secrets.yml"
@@ -292,15 +292,23 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
     assert stat(ctl, "/etc/slurm/slurmdbd.conf").startswith("slurm slurm 600 ")
     assert f"StoragePass={password}\n" in (ctl / "etc/slurm/slurmdbd.conf").read_text()
     assert not (node / "etc/slurm/slurm.conf").exists()  # configless: the controller's copy only
-    options = re.search(r'^SLURMD_OPTIONS="(.*)"$', (node / "etc/default/slurmd").read_text(), re.M)
-    assert options and options.group(1) == f"--conf-server {CTL}"
-    dropin = (node / "etc/systemd/system/slurmd.service.d/configless.conf").read_text()
-    assert "[Unit]\nConditionPathExists=\n" in dropin
-    for root, units in ((ctl, ("slurmctld", "slurmdbd", "mariadb")), (node, ("slurmd",))):
+    # Both nodes are configless from the controller (the controller is a compute node too).
+    options = {}
+    for host, root in cluster.roots.items():
+        found = re.search(r'^SLURMD_OPTIONS="(.*)"$', (root / "etc/default/slurmd").read_text(), re.M)
+        assert found and found.group(1) == f"--conf-server {CTL}", host
+        options[host] = found.group(1)
+        dropin = (root / "etc/systemd/system/slurmd.service.d/configless.conf").read_text()
+        assert "[Unit]\nConditionPathExists=\n" in dropin
+    for root, units in ((ctl, ("slurmctld", "slurmdbd", "mariadb", "slurmd")), (node, ("slurmd",))):
         for unit in units:
             assert in_root(root, "systemctl", "is-enabled", unit).stdout.strip() == "enabled", unit
     held = set(in_root(ctl, "apt-mark", "showhold").stdout.split())
-    assert {"slurmctld", "slurmdbd", "slurm-client"} <= held, held
+    assert {"slurmctld", "slurmdbd", "slurm-client", "slurmd"} <= held, held
+    # Every Slurm daemon from the lock's release, on both hosts.
+    for root, package in ((ctl, "slurmctld"), (ctl, "slurmdbd"), (ctl, "slurmd"), (node, "slurmd")):
+        version = in_root(root, "dpkg-query", "-W", "-f=${Version}", package).stdout
+        assert version.startswith(plan.software.slurm + "."), (package, version)
     lap("playbook: install")
 
     # 2. The operator's key from a secret store replaces the created one on every host.
@@ -340,8 +348,8 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
     assert timeout == ["900", "127.0.0.1"], timeout
     lap("playbook: database")
 
-    # 5. slurmdbd, the cluster in the accounting database, slurmctld, then slurmd exactly as its
-    # unit starts it: `slurmd -D -s $SLURMD_OPTIONS`, with the options the role wrote.
+    # 5. slurmdbd, the cluster in the accounting database, slurmctld, then slurmd on both nodes
+    # exactly as its unit starts it: `slurmd -D -s $SLURMD_OPTIONS`, with the options the role wrote.
     cluster.start(CTL, "slurmdbd", "/usr/sbin/slurmdbd -D -s")
     wait_for("slurmdbd", lambda: cluster.run(CTL, "sacctmgr", "-n", "list", "cluster").returncode == 0, timeout=60)
     added = cluster.run(CTL, "sacctmgr", "-i", "add", "cluster", cluster_name)
@@ -349,10 +357,12 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
     cluster.start(CTL, "slurmctld", "/usr/sbin/slurmctld -D -s")
     ping = wait_for("slurmctld", lambda: (p := cluster.run(CTL, "scontrol", "ping")).returncode == 0 and p.stdout)
     assert f"Slurmctld(primary) at {CTL} is UP" in ping, ping
-    cluster.start(NODE, "slurmd", "/usr/sbin/slurmd -D -s " + " ".join(map(shlex.quote, shlex.split(options.group(1)))))
-    state = wait_for(f"{NODE} idle", lambda: (s := cluster.run(CTL, "sinfo", "-h", "-N", "-o", "%N %t").stdout)
-                     and f"{NODE} idle" in s and s, timeout=90)
-    assert state.split() == [NODE, "idle"], state
+    for host in (CTL, NODE):
+        cluster.start(host, f"slurmd-{host}",
+                      "/usr/sbin/slurmd -D -s " + " ".join(map(shlex.quote, shlex.split(options[host]))))
+    state = wait_for("both nodes idle", lambda: (s := cluster.run(CTL, "sinfo", "-h", "-N", "-o", "%N %t").stdout)
+                     and s.split() == [CTL, "idle", NODE, "idle"] and s, timeout=90)
+    assert state.split() == [CTL, "idle", NODE, "idle"], state
     lap("slurmdbd, slurmctld, slurmd")
 
     # The node got its configuration from the controller, byte for byte, and its own commands use it.
@@ -361,28 +371,33 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
     for name, content in (("slurm.conf", slurm_conf), ("topology.conf", topology_conf), ("cgroup.conf", cgroup_conf)):
         assert in_root(node, "cat", f"/run/slurm/conf/{name}").stdout == content, (name, cache)
     seen = cluster.run(NODE, "sinfo", "-h", "-o", "%P %a %D %t")
-    assert seen.returncode == 0 and seen.stdout.split() == ["gpu*", "up", "1", "idle"], seen.stdout + seen.stderr
+    assert seen.returncode == 0 and seen.stdout.split() == ["gpu*", "up", "2", "idle"], seen.stdout + seen.stderr
     assert any((ctl / "var/spool/slurmctld").iterdir())  # StateSaveLocation in use
 
-    # 6. Jobs: srun, and a batch job whose output lands on the node.
-    srun = cluster.run(CTL, "srun", "-N1", "hostname", timeout=120)
+    # 6. Jobs: srun on the other node, srun on both (the controller is a compute node too), and a
+    # batch job whose output lands on the node.
+    srun = cluster.run(CTL, "srun", "-N1", "-w", NODE, "hostname", timeout=120)
     assert srun.returncode == 0 and srun.stdout.strip() == NODE, srun.stdout + srun.stderr
-    batch = cluster.run(CTL, "sbatch", "--wait", "-o", "/tmp/job-%j.out", "--wrap", "hostname", timeout=120)
+    both = cluster.run(NODE, "srun", "-N2", "hostname", timeout=120)
+    assert both.returncode == 0 and sorted(both.stdout.split()) == [CTL, NODE], both.stdout + both.stderr
+    batch = cluster.run(CTL, "sbatch", "--wait", "-w", NODE, "-o", "/tmp/job-%j.out", "--wrap", "hostname",
+                        timeout=120)
     assert batch.returncode == 0, batch.stdout + batch.stderr
     job = re.search(r"Submitted batch job (\d+)", batch.stdout).group(1)
     assert (node / f"tmp/job-{job}.out").read_text() == f"{NODE}\n"
     lap("jobs")
 
-    # 7. Accounting: both jobs, completed on the node, as slurmdbd recorded them.
+    # 7. Accounting: the three jobs, completed where they ran, as slurmdbd recorded them.
     def listed():
         sacct = cluster.run(CTL, "sacct", "-a", "-X", "-n", "-P", "-M", cluster_name,
                             "-o", "JobID,JobName,NodeList,State,ExitCode").stdout
         rows = [line.split("|") for line in sacct.splitlines()]
-        return rows if len(rows) >= 2 and all(r[3] == "COMPLETED" for r in rows) else None
+        return rows if len(rows) >= 3 and all(r[3] == "COMPLETED" for r in rows) else None
 
-    rows = wait_for("sacct to list both jobs", listed, timeout=60)
-    assert [(r[1], r[2], r[4]) for r in rows] == [("hostname", NODE, "0:0"), ("wrap", NODE, "0:0")], rows
-    assert rows[1][0] == job
+    rows = wait_for("sacct to list the three jobs", listed, timeout=60)
+    assert [(r[1], r[2], r[4]) for r in rows] == [("hostname", NODE, "0:0"), ("hostname", "gpu-[0001-0002]", "0:0"),
+                                                   ("wrap", NODE, "0:0")], rows
+    assert rows[2][0] == job
     assert cluster_name in cluster.run(CTL, "sacctmgr", "-n", "-P", "list", "cluster", "format=cluster").stdout
     assert "not recommended" not in cluster.log("slurmdbd")  # the InnoDB settings reached MariaDB
     lap("accounting")

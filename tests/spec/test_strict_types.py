@@ -92,3 +92,54 @@ def test_booleans_are_not_quantities(field, old):
     assert text != TEXT
     errors = _errors(text)
     assert any(f.path[-1] == field and "boolean" in f.message for f in errors), [f.render() for f in errors]
+
+
+SLURM_LINES = {
+    "site": "    - site: hall1",
+    "controller": "      controller: {host: dgx-001}",
+    "accounting": "      accounting: {database: local}",
+    "default_partition": "      default_partition: dgx",
+}
+assert all(line in TEXT.splitlines() for line in SLURM_LINES.values())
+
+
+@pytest.mark.parametrize("key,value,field", [
+    ("site", '"hall1; rm -rf /"', "site"),
+    ("site", "\"{{ lookup('pipe','id') }}\"", "site"),
+    ("site", '"Hall1"', "site"),
+    ("controller", '{host: "dgx-001\\nSlurmctldHost=evil"}', "host"),
+    ("controller", '{host: "$(reboot)"}', "host"),
+    ("controller", '{pool: "../dgx"}', "pool"),
+    ("controller", "{host: dgx-001, port: 22}", "controller"),
+    ("accounting", '{database: external, host: "db;id"}', "host"),
+    ("accounting", '{database: external, host: "a..b"}', "host"),
+    ("accounting", '{database: external, host: "db\\nAccountingStorageHost=evil"}', "host"),
+    ("accounting", '{database: external, host: "fe80::1%eth0"}', "host"),
+    ("accounting", "{database: external, host: db1, port: true}", "port"),
+    ("accounting", "{database: external, host: db1, port: 0}", "port"),
+    ("accounting", "{database: external, host: db1, port: 70000}", "port"),
+    ("accounting", '{database: external, host: db1, port: "6819 x"}', "port"),
+    ("accounting", "{database: remote}", "database"),
+    ("accounting", "{database: local, storage_pass: hunter2}", "accounting"),
+    ("default_partition", '"dgx\\nPartitionName=evil"', "default_partition"),
+    ("default_partition", '"{{ 7*7 }}"', "default_partition"),
+])
+def test_hostile_slurm_fields_are_refused_on_their_line(key, value, field):
+    old = SLURM_LINES[key]
+    new = old.split(":", 1)[0] + ": " + value
+    text = TEXT.replace(old, new)
+    assert text != TEXT
+    line = text.splitlines().index(new) + 1
+    errors = _errors(text)
+    assert errors, f"{key}: {value} was accepted"
+    assert any(f.path[:2] == ("slurm", "clusters") and field in f.path and f.line == line for f in errors), \
+        [f.render() for f in errors]
+
+
+@pytest.mark.parametrize("key,value", [
+    ("controller", "{pool: dgx}"), ("accounting", "{database: external, host: slurmdbd.hall1.example.com}"),
+    ("accounting", "{database: external, host: 10.20.0.5, port: 7031}"), ("default_partition", "dgx"),
+])
+def test_fair_slurm_fields_pass(key, value):
+    old = SLURM_LINES[key]
+    assert _errors(TEXT.replace(old, old.split(":", 1)[0] + ": " + value)) == []

@@ -16,14 +16,15 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from rich.text import Text
 
 from ..errors import AifactoryError
 from ..resources import playbooks_dir
 
-PLAYBOOKS = ("site.yml", "upgrade.yml", "health.yml")
+# slurm.yml alone (re)configures the Slurm control plane and nodes; site.yml imports it.
+PLAYBOOKS = ("site.yml", "upgrade.yml", "health.yml", "slurm.yml")
 COUNTERS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
 SUMMARY_ROWS = 50  # a 10,000-host table helps nobody; beyond this, failed hosts and totals
 
@@ -203,13 +204,26 @@ def _inventory_path(inventory: Path) -> Path:
 
 def run(inventory: Path | str, playbook: str = "site.yml", *, check: bool = False, limit: Optional[str] = None,
         tags: Optional[str] = None, skip_tags: Optional[str] = None, extravars: Optional[dict] = None,
-        envvars: Optional[dict] = None, console=None, artifacts_dir: Path | str | None = None) -> RunResult:
-    """Run ``playbook`` from playbooks/ against ``inventory``; never raises for failed hosts."""
+        vars_files: Sequence[Path | str] = (), envvars: Optional[dict] = None, console=None,
+        artifacts_dir: Path | str | None = None) -> RunResult:
+    """Run ``playbook`` from playbooks/ against ``inventory``; never raises for failed hosts.
+
+    ``vars_files`` are files of extra variables handed to ansible-playbook by path (``-e @FILE``),
+    the way secrets reach the roles (``slurm_accounting_storage_pass``, ``munge_key``): a file
+    from the operator's secret store, ansible-vault encrypted or not (``ANSIBLE_VAULT_PASSWORD_FILE``
+    names the vault password). aifactory never reads them, and unlike ``extravars`` they are not
+    copied into the runner's folder."""
     import ansible_runner
     from rich.console import Console
 
     if playbook not in PLAYBOOKS:
         raise AifactoryError(f"unknown playbook {playbook!r}; choose one of {', '.join(PLAYBOOKS)}")
+    var_paths = []
+    for item in vars_files:
+        path = Path(item)
+        if not path.is_file():
+            raise AifactoryError(f"extra variables file {path} does not exist or is not a file")
+        var_paths.append(str(path.resolve()))
     console = console or Console(stderr=False)
     project = playbooks_dir()
     private = Path(artifacts_dir) if artifacts_dir else Path(tempfile.mkdtemp(prefix="aifactory-configure-"))
@@ -226,6 +240,8 @@ def run(inventory: Path | str, playbook: str = "site.yml", *, check: bool = Fals
     }
     env.update(envvars or {})
     cmdline = ["--check", "--diff"] if check else []
+    for path in var_paths:
+        cmdline += ["-e", f"@{path}"]
     try:
         with Progress(console) as progress:
             runner = ansible_runner.run(

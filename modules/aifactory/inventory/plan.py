@@ -18,6 +18,17 @@ through a second template in a role: the nccl role installs the pool's NCCL file
 its dcgm-exporter counters and environment, the prometheus role (``monitoring`` group) the
 factory's Prometheus configuration and target files.
 
+The Slurm control plane of each site (``Plan.slurm``) gets two groups, children of the role
+groups slurm.yml targets: ``slurm_controller_<site>`` (the primary controller, then the backup)
+under ``slurm_controller``, and ``slurm_accounting_<site>`` (the primary controller, where
+accounting is local) under ``slurm_accounting``. These hosts are already members of their pool
+groups; they are named again, without variables, in these groups. The controller group's
+variables carry the site's rendered slurm.conf, cgroup.conf, gres.conf and topology.conf, the
+controllers in order and the slurmdbd host, which the slurm_controller role checks the rendered
+slurm.conf against; each Slurm pool learns its controllers as ``slurm_client_configless_server``.
+No secret is written here: ``munge_key`` and ``slurm_accounting_storage_pass`` come from the
+operator's secret store (README, "Slurm control plane").
+
 The ``monitoring`` group holds the host that runs Prometheus. The spec has no field for it, so
 it is the first host of the first pool: every factory gets a Prometheus that scrapes every
 node, the lab included. To run it elsewhere, add that host to ``monitoring`` from a second
@@ -34,7 +45,7 @@ from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..catalog import with_plan_catalog
 from ..plan import software
-from ..plan.model import Plan, PoolPlan
+from ..plan.model import Plan, PoolPlan, SlurmClusterPlan
 
 try:  # the C emitter writes the 100,000-host file in a fraction of the pure-Python time
     _BaseDumper = yaml.CSafeDumper
@@ -50,6 +61,11 @@ class Unsafe(str):
     types already refuse such values; marking every string value keeps that true for any value
     a later change lets through.
     """
+
+
+class InOrder(dict):
+    """A mapping written in its own order, not sorted like every other: the hosts of a group whose
+    order means something to Ansible (``slurm_controller``: the primary, then the backup)."""
 
 
 class _Dumper(_BaseDumper):
@@ -69,12 +85,17 @@ def _represent_unsafe(dumper, value: Unsafe):
 
 
 _Dumper.add_representer(Unsafe, _represent_unsafe)
+# represent_mapping sorts what has .items(); a list of pairs is written as it is.
+_Dumper.add_representer(InOrder, lambda dumper, value: dumper.represent_mapping("tag:yaml.org,2002:map",
+                                                                               list(value.items())))
 
 
 def unsafe(data: Any) -> Any:
     """``data`` with every string value (not mapping key) marked :class:`Unsafe`."""
     if isinstance(data, str):
         return Unsafe(data)
+    if isinstance(data, InOrder):
+        return InOrder((k, unsafe(v)) for k, v in data.items())
     if isinstance(data, dict):
         return {k: unsafe(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
@@ -101,6 +122,16 @@ NVL72_DOMAIN_GPUS = 72
 IMEX_PEERS_MAX_GENERATED_NODES = 64 * 18
 # The Ansible group of the Prometheus host (see the module docstring).
 MONITORING_GROUP = "monitoring"
+# The role groups of slurm.yml's control plane; each holds one child group per site.
+SLURM_CONTROLLER_GROUP = "slurm_controller"
+SLURM_ACCOUNTING_GROUP = "slurm_accounting"
+# slurm/<site>/<file> as `aifactory render` writes it -> the slurm_controller role variable that installs it.
+SLURM_CONTROLLER_FILES = {
+    "slurm.conf": "slurm_controller_conf_content",
+    "cgroup.conf": "slurm_controller_cgroup_conf_content",
+    "gres.conf": "slurm_controller_gres_conf_content",
+    "topology.conf": "slurm_controller_topology_conf_content",
+}
 # A pool's rendered Prometheus target file (~20 bytes a node) goes into the inventory only up to
 # this many nodes, so the inventory stays a few kilobytes per pool. A larger pool's file is copied
 # from the deployment folder (prometheus/targets/<pool>.json) to /etc/prometheus/targets/ on the
@@ -153,6 +184,11 @@ def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
         "aifactory_os": lock.os,
         "ansible_user": plan.access.ssh_user,
     }
+    if plan.slurm and lock.slurm:
+        # Every Slurm daemon of the factory from the lock's release (apt pins `slurmd=22.05*`): the
+        # release the rendered files are written for, on the controller, slurmdbd and the nodes alike.
+        out.update({f"{role}_version": lock.slurm for role in ("slurm_client", "slurm_controller",
+                                                                 "slurm_accounting")})
     if lock.driver is None:  # no NVIDIA pool: the NVIDIA roles have nothing pinned to install
         return out
     out.update({
@@ -196,6 +232,10 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
     }
     if pool.region:
         out["aifactory_region"] = pool.region
+    cluster = plan.slurm_cluster(pool.site) if pool.scheduler == "slurm" else None
+    if cluster is not None:
+        # Configless slurmd: the configuration comes from the site's controllers, primary first.
+        out["slurm_client_configless_server"] = ",".join(cluster.controllers)
     if nvidia:
         # The one author of a node's NCCL and dcgm-exporter files is render/; the roles install its bytes.
         from ..render import dcgm, nccl
@@ -220,11 +260,24 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
 def monitoring_host(plan: Plan) -> str | None:
     """The host the ``monitoring`` group holds: the first host of the first pool with nodes."""
     for pool in plan.pools:
-        if pool.hosts:
-            return pool.hosts[0].name
-        if pool.nodes > 0:
-            return pool.node_name(1)
+        if pool.hosts or pool.nodes > 0:
+            return pool.first_host()
     return None
+
+
+def slurm_controller_vars(cluster: SlurmClusterPlan, rendered: dict[str, str]) -> dict[str, Any]:
+    """The slurm_controller role's variables for one site: the site's rendered Slurm files
+    (from ``rendered``, the output of :func:`aifactory.render.slurm.files`), the controllers in
+    SlurmctldHost order and the slurmdbd host the rendered slurm.conf must name."""
+    out: dict[str, Any] = {
+        "slurm_controller_hosts": list(cluster.controllers),
+        "slurm_controller_accounting_host": cluster.accounting_host,
+    }
+    for name, var in SLURM_CONTROLLER_FILES.items():
+        text = rendered.get(f"slurm/{cluster.site}/{name}")
+        if text is not None:  # topology.conf only where the cluster has a topology
+            out[var] = text
+    return out
 
 
 def monitoring_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
@@ -286,8 +339,11 @@ def _domain_hosts(pool: PoolPlan, domain: list[tuple[str, str]]) -> list[str]:
 
 
 @with_plan_catalog
-def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
-    """Relative path -> file content for ``inventory/`` (hosts.yml and group_vars); deterministic."""
+def build_files(plan: Plan, catalog: Catalog | None = None,
+                slurm_files: dict[str, str] | None = None) -> dict[str, str]:
+    """Relative path -> file content for ``inventory/`` (hosts.yml and group_vars); deterministic.
+    ``slurm_files``: what :func:`aifactory.render.slurm.files` returns for the plan, where the
+    caller has it already (``aifactory render``); rendered here otherwise."""
     catalog = catalog or load_catalog()
     children: dict[str, dict] = {}
     files: dict[str, str] = {}
@@ -323,6 +379,23 @@ def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
         for role_group in _role_groups(pool, catalog):
             member(role_group, pg)
         files[f"inventory/group_vars/{pg}.yml"] = _dump(pool_vars(pool, plan, catalog))
+
+    rendered = slurm_files
+    for cluster in plan.slurm:
+        if rendered is None:
+            from ..render import slurm
+
+            rendered = slurm.files(plan, catalog)
+        cg = group_name(SLURM_CONTROLLER_GROUP, cluster.site)
+        children[cg] = {"hosts": InOrder((host, None) for host in cluster.controllers)}  # primary, then backup
+        # Sites in plan order too: groups['slurm_controller'] starts with the first site's primary.
+        children.setdefault(SLURM_CONTROLLER_GROUP, {"children": InOrder()})["children"][cg] = None
+        files[f"inventory/group_vars/{cg}.yml"] = _dump(slurm_controller_vars(cluster, rendered))
+        if cluster.accounting == "local":
+            ag = group_name(SLURM_ACCOUNTING_GROUP, cluster.site)
+            children[ag] = {"hosts": {cluster.accounting_host: None}}
+            member(SLURM_ACCOUNTING_GROUP, ag)
+            files[f"inventory/group_vars/{ag}.yml"] = _dump({"slurm_accounting_dbd_port": cluster.accounting_port})
 
     first = monitoring_host(plan)
     if first is not None:

@@ -15,10 +15,11 @@ from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..errors import Finding, SpecError
 from ..spec import LoadedSpec
-from . import checks, sizing, software
-from .model import AccessPlan, FabricPlan, Plan, PoolPlan, SitePower, SoftwareLock
+from . import checks, sizing, slurm, software
+from .model import AccessPlan, FabricPlan, Plan, PoolPlan, SitePower, SlurmClusterPlan, SoftwareLock
 
-__all__ = ["FabricPlan", "Plan", "PlanResult", "PoolPlan", "SitePower", "SoftwareLock", "build", "load", "validate"]
+__all__ = ["FabricPlan", "Plan", "PlanResult", "PoolPlan", "SitePower", "SlurmClusterPlan", "SoftwareLock", "build",
+           "load", "validate"]
 
 
 class PlanResult(NamedTuple):
@@ -55,6 +56,7 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
             name=f.name, description=f.description, tags=dict(f.tags),
             access=AccessPlan(admin_cidrs=list(f.access.admin_cidrs), ssh_user=f.access.ssh_user),
             pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
+            slurm=slurm.clusters(f, ctx.pools),
             warnings=[w.render() for w in findings if w.severity == "warning"],
             catalog_overlay=catalog.overlay,
         )

@@ -9,6 +9,7 @@ all; tests call :func:`run` with one name.
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, NamedTuple, Optional
@@ -164,6 +165,174 @@ def slurm_hardware(ctx: Context):
             yield Issue(("pools", i, "system"), f"{pool.system} has no row in the catalog table node_hardware: "
                         "Slurm node lines need its sockets, cores and memory",
                         "add the row, or use scheduler: kubernetes or none for this pool")
+
+
+def _slurm_entries(ctx: Context):
+    """(index, entry, the site's Slurm pools in spec order) for each ``slurm.clusters`` entry that
+    names a declared site with Slurm pools, first entry per site only (``slurm-clusters`` reports
+    the others)."""
+    seen = set()
+    for i, entry in enumerate(ctx.factory.slurm.clusters):
+        pools = [p for p in ctx.factory.pools if p.site == entry.site and p.scheduler == "slurm"]
+        if pools and entry.site not in seen:
+            seen.add(entry.site)
+            yield i, entry, pools
+
+
+def _declared(ctx: Context, name: str):
+    """(pool, host) of the first declared host called ``name``; (None, None) when none is."""
+    for pool in ctx.factory.pools:
+        for host in pool.hosts:
+            if host.name == name:
+                return pool, host
+    return None, None
+
+
+@check("slurm-clusters", "refs", "error",
+       "each entry of slurm.clusters configures the one Slurm cluster of a site that has Slurm pools")
+def slurm_clusters(ctx: Context):
+    sites = [s.name for s in ctx.factory.sites]
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(ctx.factory.slurm.clusters):
+        where = ("slurm", "clusters", i, "site")
+        if entry.site not in sites:
+            close = ctx.catalog.suggest(sites, entry.site)
+            yield Issue(where, f"unknown site {entry.site!r}", f"did you mean {close!r}?" if close else
+                        f"name a site declared under sites: ({', '.join(sites)})")
+        elif entry.site in seen:
+            yield Issue(where, f"site {entry.site} is listed twice (also slurm.clusters[{seen[entry.site]}])",
+                        "a site is one Slurm cluster: merge the two entries")
+        elif not any(p.site == entry.site and p.scheduler == "slurm" for p in ctx.factory.pools):
+            yield Issue(where, f"site {entry.site} has no Slurm pool, so it has no Slurm cluster to configure",
+                        "remove the entry, or give one of the site's pools scheduler: slurm")
+        seen.setdefault(entry.site, i)
+
+
+def _controller_issue(ctx: Context, ref, site: str, where: tuple):
+    """What is wrong with one controller reference (``{pool: ...}`` or ``{host: ...}``), or None."""
+    if (ref.pool is None) == (ref.host is None):
+        return Issue(where, "give pool: or host:, not both" if ref.pool else
+                     "give pool: (the pool's first node) or host: (a declared host)",
+                     "e.g. {pool: gpu} or {host: dgx-001}")
+    if ref.pool is not None:
+        pool = next((p for p in ctx.factory.pools if p.name == ref.pool), None)
+        if pool is None:
+            names = [p.name for p in ctx.factory.pools]
+            close = ctx.catalog.suggest(names, ref.pool)
+            return Issue(where + ("pool",), f"unknown pool {ref.pool!r}",
+                         f"did you mean {close!r}?" if close else "name a Slurm pool of the site")
+        what, field = f"pool {pool.name}", "pool"
+    else:
+        pool, _ = _declared(ctx, ref.host)
+        if pool is None:
+            guess = next((p for p in ctx.factory.pools if p.site == site and p.scheduler == "slurm"
+                          and not p.hosts and ref.host.startswith(f"{p.name}-")), None)
+            hint = (f"pool {guess.name}'s nodes are named when they are planned: write {{pool: {guess.name}}} for "
+                    "its first node" if guess else
+                    "name a host declared under a Slurm pool's hosts:, or {pool: <name>} for a pool's first node")
+            return Issue(where + ("host",), f"no declared host {ref.host!r}", hint)
+        what, field = f"host {ref.host} (pool {pool.name})", "host"
+    if pool.site != site:
+        return Issue(where + (field,), f"{what} is at site {pool.site}, not {site}",
+                     "a controller runs at its cluster's site: name a Slurm pool or host there")
+    if pool.scheduler != "slurm":
+        return Issue(where + (field,), f"{what} is scheduled by {pool.scheduler}, not Slurm",
+                     "a controller runs on a node of one of the cluster's Slurm pools")
+    return None
+
+
+def _node_of(ctx: Context, ref) -> tuple:
+    """The node a valid controller reference resolves to, comparable across both forms: a
+    declared host by name, a pool without declared hosts by its first planned node."""
+    if ref.host is not None:
+        return ("host", ref.host)
+    pool = next(p for p in ctx.factory.pools if p.name == ref.pool)
+    return ("host", pool.hosts[0].name) if pool.hosts else ("first", pool.name)
+
+
+@check("slurm-controller", "refs", "error",
+       "slurmctld runs on a node of one of its cluster's Slurm pools, and a backup on another node")
+def slurm_controller(ctx: Context):
+    for i, entry, pools in _slurm_entries(ctx):
+        resolved = {}
+        for role in ("controller", "backup"):
+            ref = getattr(entry, role)
+            if ref is None:
+                continue
+            issue = _controller_issue(ctx, ref, entry.site, ("slurm", "clusters", i, role))
+            if issue:
+                yield issue
+            else:
+                resolved[role] = _node_of(ctx, ref)
+        if "backup" not in resolved or (entry.controller is not None and "controller" not in resolved):
+            continue
+        primary = resolved.get("controller") or (("host", pools[0].hosts[0].name) if pools[0].hosts
+                                                  else ("first", pools[0].name))
+        if resolved["backup"] == primary:
+            kind, name = primary
+            node = name if kind == "host" else f"the first node of pool {name}"
+            yield Issue(("slurm", "clusters", i, "backup"), f"the backup is the primary controller ({node})",
+                        "a backup takes over only from another host: name a different declared host or "
+                        "another pool's first node" + ("" if entry.controller else
+                                                       " (the primary is the site's first Slurm pool's first node)"))
+
+
+def _loopback(host: str) -> str:
+    """Why ``host`` cannot be a slurmdbd that slurmctld reaches from the controller, or ''."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost") or name == "localhost.localdomain":
+        return f"{host} is the controller itself"
+    labels = name.split(".")
+    if all(label.isdigit() for label in labels):
+        try:
+            addr = ipaddress.IPv4Address(name)
+        except ValueError:
+            return f"{host} is neither a host name (its labels are all digits) nor an IPv4 address"
+        if addr.is_loopback:
+            return f"{host} is the controller itself"
+        if addr.is_unspecified or addr.is_multicast or addr.is_reserved or addr == ipaddress.IPv4Address(
+                "255.255.255.255"):
+            return f"{host} is not a host's address (unspecified, multicast or reserved)"
+    return ""
+
+
+@check("slurm-accounting", "refs", "error",
+       "slurmctld sends job records to slurmdbd: on the primary controller (local) or at a host the site runs")
+def slurm_accounting(ctx: Context):
+    for i, entry, _ in _slurm_entries(ctx):
+        acct = entry.accounting
+        where = ("slurm", "clusters", i, "accounting")
+        if acct.database == "external" and acct.host is None:
+            yield Issue(where, "external accounting needs the slurmdbd's host",
+                        "add host: (and port: when it is not 6819), or use database: local")
+        elif acct.database == "local" and (acct.host is not None or acct.port is not None):
+            field = "host" if acct.host is not None else "port"
+            yield Issue(where + (field,), "local accounting runs slurmdbd on the primary controller; host and port "
+                        "are for database: external", f"remove {field}:, or set database: external")
+        elif acct.host is not None and (why := _loopback(acct.host)):
+            yield Issue(where + ("host",), f"{why}: slurmctld could not reach an external slurmdbd there",
+                        "give the slurmdbd host's name or address, or use database: local")
+
+
+@check("slurm-partition", "refs", "error",
+       "the default partition is one of the cluster's own Slurm pools")
+def slurm_partition(ctx: Context):
+    for i, entry, pools in _slurm_entries(ctx):
+        name = entry.default_partition
+        if name is None or name in {p.name for p in pools}:
+            continue
+        where = ("slurm", "clusters", i, "default_partition")
+        pool = next((p for p in ctx.factory.pools if p.name == name), None)
+        if pool is None:
+            close = ctx.catalog.suggest([p.name for p in ctx.factory.pools], name)
+            yield Issue(where, f"unknown pool {name!r}",
+                        f"did you mean {close!r}?" if close else f"name one of {', '.join(p.name for p in pools)}")
+        elif pool.site != entry.site:
+            yield Issue(where, f"pool {name} is at site {pool.site}, not {entry.site}: each site is its own cluster",
+                        f"name one of {', '.join(p.name for p in pools)}")
+        else:
+            yield Issue(where, f"pool {name} is scheduled by {pool.scheduler}, so it has no Slurm partition",
+                        f"name one of {', '.join(p.name for p in pools)}")
 
 
 @check("host-addresses", "refs", "warning",
@@ -589,22 +758,13 @@ def site_power(ctx: Context):
                         f"{len(pool.hosts)} hosts declared", "raise the site's power_mw, or give nodes as a number")
 
 
-# Slurm in each OS's own repository, the one table render/slurm.py also reads (DOMAIN facts:
-# Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu 24.04 23.11, Debian 13 24.11). RHEL has no Slurm
-# of its own (EPEL's, or a site build, varies), so its release is unknown: Slurm configs for it
-# keep to what every release loads.
-SLURM_BY_OS = {"debian-12": (22, 5), "ubuntu-22.04": (21, 8), "ubuntu-24.04": (23, 11), "debian-13": (24, 11)}
-# topology.conf(5) per release (SchedMD/slurm src/plugins/topology/block):
+# topology.conf(5) per release (SchedMD/slurm src/plugins/topology/block); the release itself is
+# the lock's (SoftwareLock.slurm, from plan.software.SLURM_BY_OS):
 BLOCK_TOPOLOGY_FROM = (23, 11)  # topology/block; BlockLevels, every block the same node count (fatal otherwise)
 BLOCK_SIZES_FROM = (24, 5)  # BlockSizes replaces BlockLevels; a block below the base size is fatal
 SHORT_BLOCK_FROM = (25, 5)  # a block below the base size is accepted and counted as a whole one
 NVL72_DOMAIN_GPUS = 72
 IMEX_MAX_NODES = 18  # nodes per IMEX domain on GB200/GB300 (k8s-dra-driver-gpu defaultMaxNodesPerIMEXDomain)
-
-
-def slurm_release(os_name: str) -> Optional[tuple[int, int]]:
-    """(major, minor) of the Slurm ``os_name`` ships; None where the OS has none of its own."""
-    return SLURM_BY_OS.get(os_name)
 
 
 def slurm_name(release: tuple[int, int]) -> str:
@@ -670,8 +830,10 @@ def slurm_topology_of(pools: list[PoolPlan], fabrics: list[FabricPlan],
 def slurm_topology(ctx: Context):
     """Says what render/slurm.py writes to topology.conf for NVL72 pools when it is not one
     block per NVLink domain: topology/tree instead, or a short domain left out of the blocks."""
-    os_name = ctx.lock.os if ctx.lock else ctx.factory.software.os
-    release = slurm_release(os_name)
+    if ctx.lock is None:
+        return
+    os_name = ctx.lock.os
+    release = ctx.lock.slurm_release
     index = {p.name: i for i, p in enumerate(ctx.factory.pools)}
     pools = [p for p in ctx.pools or [] if p.scheduler == "slurm" and p.nodes > 0]
     warned_os = False

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError,
+                      model_validator)
 
 from ..errors import AifactoryError, format_path
 from ..fields import (
@@ -36,10 +37,13 @@ from ..fields import (
     Zone,
 )
 
-PLAN_SCHEMA_VERSION = 2
+# 3: the Slurm release in the lock (software.slurm) and one Slurm cluster per site (slurm).
+PLAN_SCHEMA_VERSION = 3
 Count = Field(ge=0, le=10**9)
 Kw = Field(ge=0, le=1e9, allow_inf_nan=False)
 PACKAGE_NAME = r"^[a-z0-9][a-z0-9.+-]{0,63}$"
+# A Slurm release as major.minor, the way SchedMD numbers them: "22.05", "23.11".
+SlurmRelease = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}\.[0-9]{2}$")]
 # A warning line: one line, no control characters (plan files are untrusted too).
 Line = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f\x85\u2028\u2029]*$", max_length=2000)]
 
@@ -62,6 +66,18 @@ class SoftwareLock(_Frozen):
     dcgm_major: Optional[int] = Field(None, ge=1, le=99)
     nccl: Optional[PackageVersion] = None
     os: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "rhel-9"]
+    # The Slurm release the OS ships in its own repository (plan.software.SLURM_BY_OS); None where
+    # it has none (RHEL: EPEL's or a site build). Rendered Slurm files are written for it, and the
+    # Slurm roles install that release. Required, so a plan file cannot leave it out by accident.
+    slurm: Optional[SlurmRelease]
+
+    @property
+    def slurm_release(self) -> Optional[tuple[int, int]]:
+        """``slurm`` as (major, minor) for comparisons, None where the release is not known."""
+        if self.slurm is None:
+            return None
+        major, minor = self.slurm.split(".")
+        return int(major), int(minor)
 
 
 class HostPlan(_Frozen):
@@ -121,6 +137,18 @@ class PoolPlan(_Frozen):
             return [h.name for h in self.hosts]
         return [self.node_name(i) for i in range(1, self.nodes + 1)]
 
+    def first_host(self) -> str:
+        """The pool's first node: its first declared host, else ``<pool>-0001``."""
+        return self.hosts[0].name if self.hosts else self.node_name(1)
+
+    def has_host(self, name: str) -> bool:
+        """Whether ``name`` is one of :meth:`host_names`, without listing them (O(1) for generated names)."""
+        if self.hosts:
+            return any(h.name == name for h in self.hosts)
+        prefix, _, index = name.rpartition("-")
+        return (prefix == self.name and index.isdigit() and len(index) == self.name_width
+                and 1 <= int(index) <= self.nodes)
+
     def host_range(self, first: int = 1, last: Optional[int] = None) -> str:
         """Ansible's host-range pattern for generated names: ``gpu-[0001:0002]``."""
         last = self.nodes if last is None else last
@@ -170,6 +198,21 @@ class SitePower(_Frozen):
     headroom_kw: Optional[float] = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)
 
 
+class SlurmClusterPlan(_Frozen):
+    """The Slurm cluster of one site (its Slurm pools with nodes): who runs slurmctld and
+    slurmdbd, and the partition jobs land in by default. Resolved from the spec's ``slurm``
+    section, or the defaults, by :mod:`.slurm`."""
+
+    site: Name
+    # SlurmctldHost lines in order: the primary, then an optional backup; planned node names.
+    controllers: list[Hostname] = Field(min_length=1, max_length=2)
+    # local: slurmdbd on the primary controller (the slurm_accounting role); external: one the site runs.
+    accounting: Literal["local", "external"]
+    accounting_host: Hostname
+    accounting_port: StrictInt = Field(ge=1, le=65535)
+    default_partition: Name
+
+
 class AccessPlan(_Frozen):
     admin_cidrs: list[Cidr] = Field(default_factory=list, max_length=256)
     ssh_user: Name = "aifactory"
@@ -204,6 +247,7 @@ class Plan(_Frozen):
     fabrics: list[FabricPlan]
     sites: list[SitePower]
     software: SoftwareLock
+    slurm: list[SlurmClusterPlan] = Field(max_length=100_000)
     warnings: list[Line] = Field(default_factory=list, max_length=10_000)
     catalog_overlay: CatalogOverlay = ()
 
@@ -224,7 +268,38 @@ class Plan(_Frozen):
                 raise ValueError(f"pool {p.name} names a site or fabric the plan does not have")
             if len(p.hosts) > p.nodes:
                 raise ValueError(f"pool {p.name} declares {len(p.hosts)} hosts for {p.nodes} nodes")
+        self._consistent_slurm()
         return self
+
+    def _consistent_slurm(self) -> None:
+        """One Slurm cluster per site with Slurm nodes, whose controllers are nodes of its Slurm
+        pools and whose default partition is one of them (a plan file is untrusted)."""
+        slurm_pools: dict[str, list[PoolPlan]] = {}
+        for p in self.pools:
+            if p.scheduler == "slurm" and p.nodes > 0:
+                slurm_pools.setdefault(p.site, []).append(p)
+        listed = [c.site for c in self.slurm]
+        if len(set(listed)) != len(listed):
+            raise ValueError(f"duplicate Slurm cluster {next(s for s in listed if listed.count(s) > 1)!r}")
+        if set(listed) != set(slurm_pools):
+            raise ValueError(f"the Slurm clusters {sorted(listed)} are not the sites with Slurm nodes "
+                             f"{sorted(slurm_pools)}")
+        for c in self.slurm:
+            pools = slurm_pools[c.site]
+            if c.default_partition not in {p.name for p in pools}:
+                raise ValueError(f"Slurm cluster {c.site}: default partition {c.default_partition!r} is not a "
+                                 "Slurm pool of the site")
+            if len(set(c.controllers)) != len(c.controllers):
+                raise ValueError(f"Slurm cluster {c.site}: the backup controller is the primary")
+            for name in c.controllers:
+                if not any(p.has_host(name) for p in pools):
+                    raise ValueError(f"Slurm cluster {c.site}: controller {name!r} is not a node of its Slurm pools")
+            if c.accounting == "local" and c.accounting_host != c.controllers[0]:
+                raise ValueError(f"Slurm cluster {c.site}: local accounting runs on the primary controller")
+
+    def slurm_cluster(self, site: str) -> Optional[SlurmClusterPlan]:
+        """The Slurm cluster of ``site``; None where the site has no Slurm nodes."""
+        return next((c for c in self.slurm if c.site == site), None)
 
     def catalog(self):
         """The catalog this plan was made with: the packaged tables and the plan's overlay."""

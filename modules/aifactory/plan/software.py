@@ -11,6 +11,11 @@ from ..spec.models import Software
 from .model import PACKAGE_NAME, SoftwareLock
 
 DEFAULT_DCGM_MAJOR = 4
+# Slurm in each OS's own repository (DOMAIN facts: Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu
+# 24.04 23.11, Debian 13 24.11), the release the lock records and everything Slurm is written for.
+# RHEL has no Slurm of its own (EPEL's, or a site build, varies): its release is not known, and
+# Slurm configs for it keep to what every release loads.
+SLURM_BY_OS = {"debian-12": "22.05", "ubuntu-22.04": "21.08", "ubuntu-24.04": "23.11", "debian-13": "24.11"}
 OPEN_MODULES_DEFAULT_FROM = 560  # open kernel modules are the default from R560 (NVIDIA driver README)
 
 # The package naming family of each OS the lock can name (the prefix of SoftwareLock.os): NVIDIA's
@@ -20,6 +25,11 @@ OS_FAMILIES = {"ubuntu": "debian", "debian": "debian", "rhel": "redhat"}
 # (name:stream, each part a package name).
 _PACKAGE = re.compile(PACKAGE_NAME)
 _STREAM = re.compile(PACKAGE_NAME.rstrip("$") + ":" + PACKAGE_NAME.lstrip("^"))
+
+
+def slurm_release(os_id: str) -> Optional[str]:
+    """``major.minor`` of the Slurm ``os_id`` ships; None where the OS has none of its own."""
+    return SLURM_BY_OS.get(os_id)
 
 
 def os_family(os_id: str) -> str:
@@ -137,7 +147,7 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
     """Pure resolution; inconsistencies are reported by the named checks, not here."""
     nvidia = [s for s in systems if s.gpu.vendor == "nvidia"]
     if not nvidia:
-        return SoftwareLock(os=software.os)
+        return SoftwareLock(os=software.os, slurm=slurm_release(software.os))
     if software.driver:
         branch = software.driver.split(".")[0]
     else:
@@ -175,4 +185,5 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
         dcgm_major=dcgm_major,
         nccl=nccl,
         os=software.os,
+        slurm=slurm_release(software.os),
     )

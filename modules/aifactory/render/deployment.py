@@ -82,9 +82,10 @@ def build_files(plan: Plan, catalog: Catalog | None = None) -> dict[str, str]:
     files: dict[str, str] = {}
     files["plan.json"] = json.dumps(_plan_data(plan), indent=2, sort_keys=True) + "\n"
     files["versions.lock.json"] = json.dumps(lock(plan, catalog), indent=2, sort_keys=True) + "\n"
-    for rel, text in inventory.build_files(plan, catalog).items():
+    slurm_files = slurm.files(plan, catalog)  # also the controller's inventory variables
+    for rel, text in inventory.build_files(plan, catalog, slurm_files=slurm_files).items():
         files[rel if rel.startswith("inventory/") else f"inventory/{rel}"] = text
-    files.update(slurm.files(plan, catalog))
+    files.update(slurm_files)
     files.update(nccl.files(plan))
     files.update(dcgm.files(plan, catalog))
     files.update(monitoring.files(plan, catalog))

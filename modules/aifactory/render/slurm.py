@@ -5,8 +5,15 @@ spans clouds is several clusters with the same settings. Every node line, gres l
 topology line is a hostlist range (``gpu-[0001-1000]``), so the files grow with the number of
 pools, scalable units and NVLink domains, never with one line per node.
 
-Topology (https://slurm.schedmd.com/topology.conf.html), per the Slurm release the lock's OS
-ships (``plan.checks.SLURM_BY_OS``); ``plan.checks.slurm_topology_of`` picks the plugin, and the
+The control plane is the plan's (``Plan.slurm``, one :class:`~aifactory.plan.model.SlurmClusterPlan`
+per site): ``SlurmctldHost`` lines for the primary controller and an optional backup, configless
+nodes (``SlurmctldParameters=enable_configless``: slurmd fetches these files from slurmctld),
+accounting through slurmdbd on the primary controller or at an external host, and ``Default=YES``
+on the planned default partition. The ``slurm_controller`` role installs these files unchanged
+and checks those lines against the hosts the inventory gives it.
+
+Topology (https://slurm.schedmd.com/topology.conf.html), per the Slurm release of the lock
+(``SoftwareLock.slurm``); ``plan.checks.slurm_topology_of`` picks the plugin, and the
 ``slurm-topology`` check tells the user whenever NVL72 pools do not get one block per domain:
 - ``topology/tree`` from the planned fabric for factory-built InfiniBand/RoCE fabrics: one
   logical leaf switch per scalable unit (the nodes that share a set of rail leaves), one
@@ -38,8 +45,8 @@ from typing import Optional
 
 from ..catalog import Catalog
 from ..plan.checks import (BLOCK_SIZES_FROM, SHORT_BLOCK_FROM, SlurmTopology, has_switch_tree, is_nvl72,
-                           slurm_name, slurm_release, slurm_topology_of)
-from ..plan.model import FabricPlan, Plan, PoolPlan
+                           slurm_name, slurm_topology_of)
+from ..plan.model import FabricPlan, Plan, PoolPlan, SlurmClusterPlan
 from . import hostlist as hl
 from .environment import render
 
@@ -189,9 +196,19 @@ def _blocks(groups: list[NodeGroup], release: tuple[int, int]) -> list[dict]:
         if not is_nvl72(g.pool):
             continue
         base = g.pool.nodes_per_domain
+        whole_only = release < SHORT_BLOCK_FROM
+        if not g.nodes.declared:
+            # A generated pool's domains are plain ranges: one line each, at a constant cost per
+            # domain (a 10 GW campus has tens of thousands of them).
+            count = g.nodes.count
+            starts = range(0, count, base)
+            lines += [{"BlockName": name, "Nodes": g.nodes.hostlist(start, min(start + base, count))}
+                      for name, start in zip(_domain_names(g, len(starts)), starts)
+                      if not (whole_only and count - start < base)]
+            continue
         parts = _domains(g)
         for name, segs in zip(_domain_names(g, len(parts)), parts):
-            if _size(segs) < base and release < SHORT_BLOCK_FROM:
+            if _size(segs) < base and whole_only:
                 continue
             lines.append({"BlockName": name, "Nodes": hl.join(segs)})
     if release >= BLOCK_SIZES_FROM:
@@ -204,6 +221,7 @@ def _blocks(groups: list[NodeGroup], release: tuple[int, int]) -> list[dict]:
 class Cluster:
     site: str
     name: str
+    plan: SlurmClusterPlan  # controllers, accounting, default partition
     groups: list[NodeGroup]
     topology: Optional[str]  # "tree" | "block" | None
     topology_lines: list[dict]
@@ -216,14 +234,13 @@ LOCK = object()  # the Slurm release of the lock's OS
 
 
 def clusters(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> list[Cluster]:
-    """One cluster per site with Slurm pools. ``slurm`` is the (major, minor) release to render
-    for, None for an unknown one; by default the release the lock's OS ships."""
-    release = slurm_release(plan.software.os) if slurm is LOCK else slurm
+    """The plan's Slurm clusters, one per site with Slurm nodes. ``slurm`` is the (major, minor)
+    release to render for, None for an unknown one; by default the lock's."""
+    release = plan.software.slurm_release if slurm is LOCK else slurm
     out = []
-    for site in plan.sites:
+    for cluster in plan.slurm:
+        site = plan.site(cluster.site)
         pools = [p for p in plan.pools if p.site == site.name and p.scheduler == "slurm" and p.nodes > 0]
-        if not pools:
-            continue
         groups = [NodeGroup(p, hl.PoolNodes.of(p)) for p in pools]
         choice = slurm_topology_of(pools, plan.fabrics, release)
         topology, lines, fabric_tree = None, [], False
@@ -246,8 +263,8 @@ def clusters(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> list[Cluster
                 roots = _roots(lines)
                 if len(roots) > 1:
                     lines.append({"SwitchName": f"{site.name}-root", "Switches": ",".join(roots)})
-        out.append(Cluster(site.name, f"{plan.name}-{site.name}", groups, topology, lines, release, choice,
-                           fabric_tree))
+        out.append(Cluster(site.name, f"{plan.name}-{site.name}", cluster, groups, topology, lines, release,
+                           choice, fabric_tree))
     return out
 
 
@@ -314,13 +331,17 @@ def files(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> dict[str, str]:
     for c in clusters(plan, catalog, slurm):
         base = f"slurm/{c.site}"
         partitions = []
-        for i, g in enumerate(c.groups):
+        for g in c.groups:
             partitions.append(_line({"PartitionName": g.pool.name, "Nodes": g.hostlist,
-                                     "Default": "YES" if i == 0 else "NO", "MaxTime": "INFINITE",
-                                     "OverSubscribe": "EXCLUSIVE", "State": "UP"}))
+                                     "Default": "YES" if g.pool.name == c.plan.default_partition else "NO",
+                                     "MaxTime": "INFINITE", "OverSubscribe": "EXCLUSIVE", "State": "UP"}))
         ctx = {
             "factory": plan.name,
             "cluster": c.name,
+            "controllers": c.plan.controllers,
+            "accounting": c.plan.accounting,
+            "accounting_host": c.plan.accounting_host,
+            "accounting_port": c.plan.accounting_port,
             "topology": c.topology,
             "nodes": [_line(_node_line(g, catalog)) for g in c.groups],
             "partitions": partitions,

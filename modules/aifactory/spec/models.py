@@ -119,6 +119,50 @@ class Access(_Model):
     ssh_user: Name = "aifactory"
 
 
+class SlurmHost(_Model):
+    """Where a Slurm daemon runs: the first node of a pool, or one declared host (give one)."""
+
+    pool: Optional[Name] = Field(None, description="A Slurm pool at the cluster's site: the daemon runs on its "
+                                 "first node, declared or planned (<pool>-0001), so cloud pools can host it too")
+    host: Optional[Name] = Field(None, description="A host declared under a Slurm pool of the cluster's site "
+                                 "(pools[].hosts[].name)")
+
+
+# slurmdbd's own default DbdPort (slurmdbd.conf(5)); slurmctld's AccountingStoragePort default.
+SLURMDBD_PORT = 6819
+
+
+class SlurmAccounting(_Model):
+    """Where slurmctld sends job records: slurmdbd on the primary controller (local), or a
+    slurmdbd the site already runs (external)."""
+
+    database: Literal["local", "external"] = Field(
+        "local", description="local: slurmdbd and MariaDB on the primary controller (the slurm_accounting role); "
+                             "external: an existing slurmdbd at host:port")
+    host: Optional[Hostname] = Field(None, description="The external slurmdbd's host name or IPv4 address")
+    port: Annotated[Optional[int], NoBool] = Field(None, ge=1, le=65535,
+                                                  description=f"The external slurmdbd's port (default {SLURMDBD_PORT})")
+
+
+class SlurmCluster(_Model):
+    """The Slurm cluster of one site: its controllers, accounting and default partition. A site
+    with Slurm pools and no entry gets the defaults."""
+
+    site: Name = Field(description="The site whose Slurm pools form this cluster (one cluster per site)")
+    controller: Optional[SlurmHost] = Field(
+        None, description="slurmctld's host; default the first node of the site's first Slurm pool")
+    backup: Optional[SlurmHost] = Field(
+        None, description="A backup slurmctld on another host; StateSaveLocation must be storage both mount")
+    accounting: SlurmAccounting = Field(default_factory=SlurmAccounting)
+    default_partition: Optional[Name] = Field(
+        None, description="The Slurm pool whose partition jobs go to when they name none; default the site's first")
+
+
+class Slurm(_Model):
+    clusters: list[SlurmCluster] = Field(default_factory=list, max_length=1000,
+                                         description="Settings per site; sites not listed get the defaults")
+
+
 # A row of a catalog overlay as written in YAML: column -> one scalar. The cells are checked
 # against the table's own schema by the `catalog-overlay` check, which places each error.
 CatalogColumn = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
@@ -135,6 +179,7 @@ class Factory(_Model):
     sites: list[Site] = Field(min_length=1)
     fabrics: list[Fabric] = Field(default_factory=list)
     pools: list[Pool] = Field(min_length=1)
+    slurm: Slurm = Field(default_factory=Slurm, description="The Slurm control plane of each site's cluster")
     catalog: dict[Literal[tuple(TABLES)], CatalogRows] = Field(  # type: ignore[valid-type]
         default_factory=dict,
         description="Rows added to catalog tables, or replacing the row with the same key "
