@@ -102,9 +102,9 @@ def test_a_plugin_provider_is_planned_from_a_spec_with_its_own_catalog_rows(site
 
 def test_per_provider_facts_come_from_the_descriptors():
     assert providers.where(lambda p: p.labels) == ("gcp", "oci")
-    assert set(base.ZONE_REQUIRED) == {"aws", "gcp"} and len(base.ZONE_REQUIRED) == 2
-    assert "placement group" in base.ZONE_REQUIRED["aws"]
-    assert base.ZONE_REQUIRED.get("azure") is None and base.ZONE_REQUIRED.get("nope") is None
+    assert providers.where(lambda p: p.zone_required is not None) == ("aws", "gcp")
+    assert "placement group" in providers.get("aws").zone_required
+    assert providers.get("azure").zone_required is None and providers.find("nope") is None
     assert base.uses_labels("gcp") and not base.uses_labels("aws") and not base.uses_labels("nope")
 
 
@@ -113,15 +113,16 @@ def test_per_provider_facts_come_from_the_descriptors():
      "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"),
     ("aws", "rhel-9", "x86_64", None),
     ("gcp", "rhel-9", "arm64", "projects/rhel-cloud/global/images/family/rhel-9-arm64"),
-    ("azure", "ubuntu-22.04", "x86_64", "ubuntu-hpc:2204"),
+    ("azure", "ubuntu-22.04", "x86_64",
+     {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}),
     ("azure", "ubuntu-22.04", "arm64", None),
-    ("oci", "rhel-9", "arm64", "Oracle Linux 9"),
+    ("oci", "rhel-9", "arm64", ("Oracle Linux", "9")),
     ("oci", "debian-12", "x86_64", None),
     ("onprem", "debian-12", "arm64", "any"),
     ("lab", "rhel-9", "x86_64", "any"),
 ])
 def test_image_lookup_per_provider(provider, os_name, arch, expected):
-    assert base.image_for(provider, os_name, arch) == expected
+    assert providers.get(provider).image(os_name, arch) == expected
 
 
 def test_a_missing_image_names_the_field_and_what_the_provider_offers():
@@ -234,9 +235,9 @@ def test_a_plugin_provider_becomes_selectable_and_its_component_is_loaded_lazily
         descriptor = providers.get("tinycloud")
     assert descriptor.title == "TinyCloud" and descriptor.type_token == "aifactory:tinycloud:GpuPool"
     assert "tinycloud_plugin.pool" not in sys.modules  # the descriptor alone does not load the component
-    assert base.ZONE_REQUIRED["tinycloud"] == "its racks live in one zone"
-    assert base.image_for("tinycloud", "ubuntu-24.04", "x86_64") == "tiny-ubuntu-2404"
-    assert base.image_for("tinycloud", "debian-12", "x86_64") is None
+    assert descriptor.zone_required == "its racks live in one zone"
+    assert descriptor.image("ubuntu-24.04", "x86_64") == "tiny-ubuntu-2404"
+    assert descriptor.image("debian-12", "x86_64") is None
     assert base.uses_labels("tinycloud")
 
     cls = program.component_class("tinycloud")
@@ -422,7 +423,7 @@ def test_importing_the_registry_imports_no_cloud_sdk():
             "from aifactory import providers\n"
             "from aifactory.components import base\n"
             "providers.names(); providers.get('aws').image('ubuntu-24.04', 'x86_64'); providers.get('onprem')\n"
-            "base.image_for('azure', 'ubuntu-22.04', 'x86_64'); base.ZONE_REQUIRED.get('gcp')\n"
+            "base.uses_labels('gcp'); base.aws_ami_parameter('ubuntu-24.04', 'x86_64')\n"
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SDKS + ('pulumi',)!r}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

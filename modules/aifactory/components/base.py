@@ -26,7 +26,6 @@ only hosts declared in the spec (name, MAC, BMC) get one Redfish-driven child ea
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
 
 from .. import providers
@@ -49,42 +48,6 @@ ROLE_NODE = "node"
 
 # Output names every GpuPool registers, whatever the provider.
 OUTPUTS = ("node_group_ids", "network_ids", "inventory")
-
-
-class _ZoneReasons(Mapping):
-    """``{provider: why its pools need a zone}``, read from the provider registry on each lookup
-    (so plugins count too)."""
-
-    def __getitem__(self, provider: str) -> str:
-        found = providers.find(provider)
-        if found is None or found.zone_required is None:
-            raise KeyError(provider)
-        return found.zone_required
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(providers.where(lambda p: p.zone_required is not None))
-
-    def __len__(self) -> int:
-        return len(providers.where(lambda p: p.zone_required is not None))
-
-
-# Providers whose node groups live in one zone: the pool must name it (see Provider.zone_required).
-ZONE_REQUIRED: Mapping[str, str] = _ZoneReasons()
-
-
-def image_for(provider: str, os_name: str, cpu_arch: str) -> Optional[str]:
-    """Whether (and which) image a provider's component boots ``os_name`` on ``cpu_arch`` from, as
-    text; None where it has none. Providers without an image table (on-prem, lab) accept any OS,
-    and so does a provider the registry does not know (the spec check names that one)."""
-    found = providers.find(provider)
-    image = found.image(os_name, cpu_arch) if found is not None else "any"
-    if image is None or isinstance(image, str):
-        return image
-    if isinstance(image, Mapping):
-        return ":".join(str(v) for k, v in image.items() if k in ("offer", "sku")) or str(dict(image))
-    if isinstance(image, (tuple, list)):
-        return " ".join(str(part) for part in image)
-    return str(image)
 
 
 def aws_ami_parameter(os_name: str, cpu_arch: str) -> str:
