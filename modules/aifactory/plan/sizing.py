@@ -56,15 +56,23 @@ def fabric_plan(fabric, members: list[PoolPlan], catalog: Catalog) -> FabricPlan
     base = dict(name=fabric.name, type=fabric.type, site=sites[0] if len(sites) == 1 else None,
                 switch=fabric.switch, subnet_manager=fabric.subnet_manager, rail_optimized=fabric.rail_optimized,
                 pools=[p.name for p in members], nodes=nodes, rails=rails)
+    ports = sum(p.nodes * p.compute_nics for p in members)  # NIC ports: the fabric's endpoints
     if not managed or switch is None or not members:
-        endpoints = sum(p.nodes * p.compute_nics for p in members)
         return FabricPlan(**base, managed_by="provider" if members and not managed else "factory",
-                          nodes_per_leaf=0, scalable_units=0, endpoints=endpoints, tiers=0, leaf_switches=0, spine_switches=0,
+                          nodes_per_leaf=0, scalable_units=0, endpoints=ports, tiers=0, leaf_switches=0, spine_switches=0,
                           core_switches=0, switches_by_tier=[], cables=0, cables_by_tier=[], power_kw=0.0)
+    # Pools with different NIC counts on one rail-optimized fabric: the fabric has as many rails
+    # (leaves per SU) as the widest system, and every node takes one slot of its SU on every
+    # rail; a node with fewer NICs cables rails 0..n-1 and leaves its slot on the others empty,
+    # as NVIDIA's RAs leave unbuilt node positions of an SU empty (leaves and leaf-spine cables
+    # still built for the full SU; "Network Fabrics", checked 2026-12-03:
+    # https://docs.nvidia.com/dgx-superpod/reference-architecture/scalable-infrastructure-b300/latest/network-fabrics.html).
+    # So leaves = SUs x max rails, but only the NIC ports that exist are endpoints and
+    # node-leaf cables: sum of nodes x NICs, not nodes x max rails.
     if fabric.rail_optimized:
-        tree = size_tree(nodes, rails, switch, True, fabric.su_nodes)
+        tree = size_tree(nodes, rails, switch, True, fabric.su_nodes, endpoints=ports)
     else:
-        tree = size_tree(sum(p.nodes * p.compute_nics for p in members), 1, switch, False)
+        tree = size_tree(ports, 1, switch, False)
     tiers = tree.switches_by_tier
     half = switch.ports // 2
     per_leaf = (fabric.su_nodes or half) if fabric.rail_optimized else max(1, half // max(1, rails))
