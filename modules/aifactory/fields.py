@@ -9,7 +9,7 @@ disagree on what is safe.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
@@ -42,6 +42,9 @@ ReservationId = Annotated[str, StringConstraints(
 # Free prose that ends up in comments of rendered files and in Ansible variables: one line (a
 # newline would start a new config line) and no braces (Ansible templates variable values).
 Prose = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f\x85\u2028\u2029{}]*$", max_length=1000)]
+# The node operating systems: the spec's software.os and the lock's os, one list so a plan file
+# can never name an OS the spec refuses (or the other way round).
+NodeOs = Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "debian-13", "rhel-9"]
 
 
 def _coerce_str(value):

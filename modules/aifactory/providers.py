@@ -176,7 +176,9 @@ class Provider:
 # Deep Learning Base OSS Nvidia Driver GPU AMIs, published as public SSM parameters
 # (https://docs.aws.amazon.com/dlami/latest/devguide/appendix-ami-release-notes.html): the
 # driver, EFA installer and aws-ofi-nccl are baked in, so nodes join the fabric on first boot.
-# Debian has no DLAMI; its official AMIs are published under /aws/service/debian.
+# Debian has no DLAMI; the Debian cloud team publishes its official AMIs (owner 136693071363) as
+# public parameters /aws/service/debian/release/<major>/latest/<amd64|arm64>, Debian 13 included
+# (https://wiki.debian.org/Cloud/AmazonEC2Image/Trixie, checked 2026-12-03).
 AWS = Provider(
     "aws", "aifactory.components.aws:GpuPool", title="AWS", image_kind="public AMI parameter",
     zone_required="a cluster placement group lives in one zone, e.g. [us-east-1a]", cloud_init=True,
@@ -188,11 +190,15 @@ AWS = Provider(
         ("ubuntu-24.04", "arm64"): "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id",
         ("debian-12", "x86_64"): "/aws/service/debian/release/12/latest/amd64",
         ("debian-12", "arm64"): "/aws/service/debian/release/12/latest/arm64",
+        ("debian-13", "x86_64"): "/aws/service/debian/release/13/latest/amd64",
+        ("debian-13", "arm64"): "/aws/service/debian/release/13/latest/arm64",
     })
 
 # Plain OS images: the NVIDIA stack is pinned and installed by the configure step, so the image
 # must not bring its own driver. Labels, not tags: GCP label keys allow only [a-z0-9_-]
-# (https://cloud.google.com/compute/docs/labeling-resources#requirements).
+# (https://cloud.google.com/compute/docs/labeling-resources#requirements). Debian's families in
+# project debian-cloud are debian-<major> and debian-<major>-arm64, debian-13 and debian-13-arm64
+# for trixie (https://cloud.google.com/compute/docs/images/os-details, checked 2026-12-03).
 GCP = Provider(
     "gcp", "aifactory.components.gcp:GpuPool", title="GCP", labels=True, cloud_init=True, region_key="gcp:region",
     zone_required="compact placement and the GPU networks live in one zone, e.g. [us-central1-a]",
@@ -203,11 +209,16 @@ GCP = Provider(
         ("ubuntu-24.04", "arm64"): "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-arm64",
         ("debian-12", "x86_64"): "projects/debian-cloud/global/images/family/debian-12",
         ("debian-12", "arm64"): "projects/debian-cloud/global/images/family/debian-12-arm64",
+        ("debian-13", "x86_64"): "projects/debian-cloud/global/images/family/debian-13",
+        ("debian-13", "arm64"): "projects/debian-cloud/global/images/family/debian-13-arm64",
         ("rhel-9", "x86_64"): "projects/rhel-cloud/global/images/family/rhel-9",
         ("rhel-9", "arm64"): "projects/rhel-cloud/global/images/family/rhel-9-arm64",
     })
 
-# The HPC images carry the InfiniBand (DOCA-OFED) stack the ND-series needs; x86_64 only.
+# The HPC images carry the InfiniBand (DOCA-OFED) stack the ND-series needs; x86_64 only. Debian
+# publishes only plain images on Azure (Debian:debian-13:13-gen2,
+# https://marketplace.microsoft.com/en-us/product/virtual-machines/debian.debian-13, checked
+# 2026-12-03), none with that stack, so Debian 12 and 13 are left out and provider-images refuses them.
 AZURE = Provider(
     "azure", "aifactory.components.azure:GpuPool", title="Azure", image_kind="Ubuntu HPC image", cloud_init=True,
     region_key="azure-native:location",
@@ -220,6 +231,9 @@ AZURE = Provider(
 
 # Platform images by (operating system, version); the image OCID is region-specific, so the
 # component looks it up at deploy. Freeform tags are written in the label form, like GCP's.
+# OCI's platform images include no Debian
+# (https://docs.oracle.com/en-us/iaas/Content/Compute/References/images.htm, checked 2026-12-03),
+# so provider-images refuses Debian 12 and 13 on OCI.
 _OCI_IMAGES = {"ubuntu-22.04": ("Canonical Ubuntu", "22.04"), "ubuntu-24.04": ("Canonical Ubuntu", "24.04"),
                "rhel-9": ("Oracle Linux", "9")}
 OCI = Provider(

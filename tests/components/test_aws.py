@@ -154,3 +154,11 @@ def test_outputs_carry_what_the_inventory_needs(p5):
     assert p5.outputs["pools"]["gpu"]["network_ids"] == ["gpu-subnet-us-east-1a-id"]
     assert all(r.parent == "gpu" for r in p5.resources if r.type.startswith("aws:"))
     assert all(r.name.startswith("gpu-") for r in p5.resources if r.type.startswith("aws:"))
+
+
+@pytest.mark.parametrize("system,parameter", [("p5.48xlarge", "/aws/service/debian/release/13/latest/amd64"),
+                                              ("p6e-gb200.36xlarge", "/aws/service/debian/release/13/latest/arm64")])
+def test_debian_13_boots_from_the_debian_public_ami_parameter_of_the_system_architecture(tmp_path, system, parameter):
+    """Debian has no DLAMI: a debian-13 pool boots Debian's own AMI for its CPU architecture."""
+    lt = only(aws(tmp_path, system=system, nodes=18, os="debian-13"), LT)
+    assert lt["imageId"] == f"resolve:ssm:{parameter}"

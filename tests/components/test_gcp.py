@@ -109,3 +109,10 @@ def test_outputs(mega):
     inv = mega.outputs["inventory"]["gpu"]
     assert inv["selector"] == {"aifactory-factory": "test", "aifactory-pool": "gpu", "aifactory-role": "node"}
     assert (inv["gpu_nics"], inv["gpu_mtu"]) == (8, 8244)
+
+
+@pytest.mark.parametrize("system,fabric,family", [("a3-megagpu-8g", "gpudirect-tcpxo", "family/debian-13"),
+                                                  ("a4x-highgpu-4g", None, "family/debian-13-arm64")])
+def test_debian_13_boots_from_the_debian_cloud_family_of_the_system_architecture(tmp_path, system, fabric, family):
+    (disk,) = only(gcp(tmp_path, system=system, fabric=fabric, nodes=18, os="debian-13"), TEMPLATE)["disks"]
+    assert disk["sourceImage"] == f"projects/debian-cloud/global/images/{family}"

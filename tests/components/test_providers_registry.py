@@ -118,6 +118,17 @@ def test_per_provider_facts_come_from_the_descriptors():
     ("azure", "ubuntu-22.04", "arm64", None),
     ("oci", "rhel-9", "arm64", ("Oracle Linux", "9")),
     ("oci", "debian-12", "x86_64", None),
+    # Debian 13: the Debian cloud team's public AMI parameters and debian-cloud's image families;
+    # no image on Azure (HPC images only) or OCI (no Debian platform image).
+    ("aws", "debian-13", "x86_64", "/aws/service/debian/release/13/latest/amd64"),
+    ("aws", "debian-13", "arm64", "/aws/service/debian/release/13/latest/arm64"),
+    ("gcp", "debian-13", "x86_64", "projects/debian-cloud/global/images/family/debian-13"),
+    ("gcp", "debian-13", "arm64", "projects/debian-cloud/global/images/family/debian-13-arm64"),
+    ("azure", "debian-13", "x86_64", None),
+    ("oci", "debian-13", "x86_64", None),
+    ("oci", "debian-13", "arm64", None),
+    ("onprem", "debian-13", "x86_64", "any"),
+    ("lab", "debian-13", "arm64", "any"),
     ("onprem", "debian-12", "arm64", "any"),
     ("lab", "rhel-9", "x86_64", "any"),
 ])
@@ -133,6 +144,13 @@ def test_a_missing_image_names_the_field_and_what_the_provider_offers():
                        match=r"platform image on OCI; use one of rhel-9, ubuntu-22\.04, ubuntu-24\.04$"):
         providers.OCI.require_image("debian-12", "x86_64")
     assert providers.AZURE.require_image("ubuntu-24.04", "x86_64")["sku"] == "2404"
+    with pytest.raises(AifactoryError, match=r"^software\.os: debian-13 on x86_64 has no Ubuntu HPC image on Azure; "
+                                             r"use one of ubuntu-22\.04, ubuntu-24\.04$"):
+        providers.AZURE.require_image("debian-13", "x86_64")
+    with pytest.raises(AifactoryError, match=r"^software\.os: debian-13 on arm64 has no platform image on OCI; "
+                                             r"use one of rhel-9, ubuntu-22\.04, ubuntu-24\.04$"):
+        providers.OCI.require_image("debian-13", "arm64")
+    assert providers.AWS.require_image("debian-13", "arm64") == "/aws/service/debian/release/13/latest/arm64"
 
 
 # --- unknown names -----------------------------------------------------------------------------

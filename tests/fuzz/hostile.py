@@ -294,7 +294,8 @@ def spec_mutant(draw, names=None, hosts: float = 0.0) -> tuple[str, bytes, objec
 NUMBER_RANGES = {"nodes": [1, 2, 3, 8, 18, 36, 127, 200, "fill"], "power_mw": [0.05, 0.2, 1, 2.5, 40],
                  "pue": [1.0, 1.15, 1.5, 2.0], "rack_kw": [10, 25, 42, 140, 200], "rack_units": [42, 48],
                  "su_nodes": [1, 8, 32, 64]}
-SOFTWARE = {"os": ["ubuntu-22.04", "ubuntu-24.04", "debian-12", "rhel-9"], "driver_branch": ["535", "570", "580"],
+SOFTWARE = {"os": ["ubuntu-22.04", "ubuntu-24.04", "debian-12", "debian-13", "rhel-9"],
+            "driver_branch": ["535", "570", "580"],
             "cuda": ["12.2", "12.8", "13.0"], "dcgm": [3, 4], "imex": [True, False], "open_kernel_modules": [True]}
 OPTIONAL = {"description", "tags", "access", "admin_cidrs", "ssh_user", "fabric", "zones", "capacity", "region",
             "switch", "subnet_manager", "rail_optimized", "driver_branch", "cuda", "os", "power_mw", "pue", "rack_kw",

@@ -36,7 +36,7 @@ HOSTILE_STRINGS = [
 PLAUSIBLE = [
     "fill", "aws", "gcp", "azure", "oci", "onprem", "lab", "p5.48xlarge", "dgx-h100", "gb200-nvl72",
     "hgx-h100", "a3-megagpu-8g", "efa", "infiniband", "roce", "580", "570", "535", "13.0", "12.8", "dc1",
-    "aws-use1", "campus", "compute", "qm9700", "ufm", "opensm", "ubuntu-22.04", "debian-12",
+    "aws-use1", "campus", "compute", "qm9700", "ufm", "opensm", "ubuntu-22.04", "debian-12", "debian-13",
     "capacity-block", "spot", "kubernetes", "us-east-1", "us-east-1a", "00:11:22:33:44:55",
 ]
 NUMBERS = [0, -1, 1, 2, 7, 127, 128, 1024, 10**7, 10**7 + 1, 2**31, 2**63, -(2**63), 10**30, 10**400,

@@ -100,6 +100,19 @@ def with_k8s(spec: dict) -> None:
                           "fabric": "ib", "scheduler": "kubernetes"})
 
 
+def with_oci(spec: dict) -> None:
+    """An OCI bare-metal H100 pool beside the base spec's pools."""
+    spec["sites"].append({"name": "oci1", "provider": "oci", "region": "us-ashburn-1"})
+    spec["pools"].append({"name": "bm", "site": "oci1", "provider": "oci", "system": "BM.GPU.H100.8", "nodes": 2})
+
+
+def with_azure(spec: dict) -> None:
+    """An Azure ND H100 v5 pool beside the base spec's pools."""
+    spec["sites"].append({"name": "az1", "provider": "azure", "region": "eastus"})
+    spec["pools"].append({"name": "nd", "site": "az1", "provider": "azure", "system": "Standard_ND96isr_H100_v5",
+                          "nodes": 2})
+
+
 DGX_HOSTS = [{"name": "n1", "mac": "aa:bb:cc:dd:ee:01", "bmc": "10.0.0.1", "ip": "10.1.0.1"},
              {"name": "n2", "mac": "aa:bb:cc:dd:ee:02", "bmc": "10.0.0.2", "ip": "10.1.0.2"}]
 
@@ -162,6 +175,10 @@ CASES = [
                                    s["pools"].append({"name": "vm", "site": "oci1", "provider": "oci",
                                                       "system": "VM.GPU.A10.1", "nodes": 1})),
      ("pools", 2, "system"), "bare-metal BM.GPU shapes only"),
+    ("provider-images", lambda s: (s["software"].update(os="debian-13"), with_oci(s)), ("software", "os"),
+     "oci has no debian-13 image for x86_64 nodes (pool bm, BM.GPU.H100.8)"),
+    ("provider-images", lambda s: (s["software"].update(os="debian-13"), with_azure(s)), ("software", "os"),
+     "azure has no debian-13 image for x86_64 nodes (pool nd, Standard_ND96isr_H100_v5)"),
     ("references", lambda s: s["pools"][0].update(site="dc2"), ("pools", 0, "site"), "unknown site 'dc2'"),
     ("references", lambda s: s["pools"][0].update(fabric="ibb"), ("pools", 0, "fabric"), "unknown fabric"),
     ("catalog-ids", lambda s: s["pools"][0].update(system="dgx-h10"), ("pools", 0, "system"), "unknown system"),
@@ -432,8 +449,8 @@ def test_slurm_topology_decision_per_release():
 def test_the_lock_holds_the_slurm_release_that_the_check_and_the_renderer_read():
     from aifactory.render import slurm
 
-    for os_name, release in (("ubuntu-24.04", "23.11"), ("debian-12", "22.05"), ("ubuntu-22.04", "21.08"),
-                             ("rhel-9", None)):
+    for os_name, release in (("ubuntu-24.04", "23.11"), ("debian-12", "22.05"), ("debian-13", "24.11"),
+                             ("ubuntu-22.04", "21.08"), ("rhel-9", None)):
         spec = mutate(lambda s: s["software"].update(os=os_name))
         spec["pools"].pop(1)  # AWS publishes no rhel-9 image
         lock = validate(load_string(yaml.safe_dump(spec), "f.yaml"), today=TODAY).plan.software
@@ -442,6 +459,27 @@ def test_the_lock_holds_the_slurm_release_that_the_check_and_the_renderer_read()
     # One release, the lock's: neither the check nor the renderer has a table of its own.
     assert not hasattr(checks, "SLURM_BY_OS") and not hasattr(slurm, "slurm_release")
     assert slurm.slurm_topology_of is checks.slurm_topology_of
+
+
+def test_debian_13_boots_on_aws_and_gcp_and_is_refused_where_no_image_is_published():
+    """Debian 13 passes provider-images on AWS (the base spec's p5 pool) and GCP, and fails it
+    on OCI and Azure, at the software.os line, naming what the provider does publish."""
+    spec = mutate(lambda s: (s["software"].update(os="debian-13"),
+                             s["sites"].append({"name": "gcp1", "provider": "gcp", "region": "us-central1"}),
+                             s["pools"].append({"name": "a3", "site": "gcp1", "provider": "gcp",
+                                                "system": "a3-highgpu-8g", "nodes": 2, "zones": ["us-central1-a"]})))
+    result = validate(load_string(yaml.safe_dump(spec, sort_keys=False), "f.yaml"), today=TODAY)
+    assert [f for f in result.findings if f.check == "provider-images"] == []
+    assert result.plan.software.os == "debian-13" and result.plan.software.slurm == "24.11"
+
+    for add, offered in ((with_oci, "rhel-9, ubuntu-22.04, ubuntu-24.04"), (with_azure, "ubuntu-22.04, ubuntu-24.04")):
+        text = yaml.safe_dump(mutate(lambda s: (s["software"].update(os="debian-13"), add(s))), sort_keys=False)
+        result = validate(load_string(text, "f.yaml"), today=TODAY)
+        (f,) = [f for f in result.findings if f.check == "provider-images"]
+        assert f.severity == "error" and f.line == result_lines(text)[("software", "os")]
+        assert f.hint.endswith(f"x86_64 nodes: {offered}"), f.hint
+        assert re.fullmatch(rf"f\.yaml:{f.line}: software\.os: \w+ has no debian-13 image for x86_64 nodes .*"
+                            r"\[provider-images\]", f.render())
 
 
 def test_imex_domain_larger_than_its_peer_limit_warns(monkeypatch):

@@ -214,6 +214,15 @@ def test_slurm_24_11_block_sizes_start_at_one_nvl72_domain_and_leave_out_a_short
     assert whole[-1] == {"BlockSizes": "18,36,72,144,288"} and len(whole) == 18 + 1  # Slurm's levels 0-4
 
 
+def test_debian_13_gets_the_blocks_of_its_own_slurm_24_11():
+    """The lock of a Debian 13 factory holds Slurm 24.11, so its topology is 24.11's without an
+    override: blocks with BlockSizes, the short block left out."""
+    pools, topo, plugin = _slurm(nvl72_spec(63, "debian-13"))
+    assert pools["rack"].nodes == 63 and plugin == "topology/block"
+    assert (topo, plugin) == _slurm(nvl72_spec(63, "ubuntu-24.04"), (24, 11))[1:]
+    assert topo[-1] == {"BlockSizes": "18,36"}
+
+
 def test_slurm_25_05_takes_the_short_block():
     pools, topo, plugin = _slurm(nvl72_spec(63, "ubuntu-24.04"), (25, 5))
     *blocks, sizes = topo

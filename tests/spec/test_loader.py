@@ -125,6 +125,22 @@ def test_numbers_written_bare_mean_version_strings():
     assert spec.factory.software.driver_branch == "580" and spec.factory.software.cuda == "13.0"
 
 
+def test_every_node_os_loads_and_the_spec_and_the_plan_name_the_same_ones():
+    from typing import get_args
+
+    from aifactory.fields import NodeOs
+    from aifactory.plan.model import SoftwareLock
+    from aifactory.spec.models import Software
+
+    assert "debian-13" in get_args(NodeOs)
+    for os_name in get_args(NodeOs):
+        spec = load_string(VALID.replace("name: demo\n", f"name: demo\nsoftware: {{os: {os_name}}}\n"))
+        assert spec.factory.software.os == os_name
+    assert Software.model_fields["os"].annotation == SoftwareLock.model_fields["os"].annotation == NodeOs
+    (f,) = findings(VALID.replace("name: demo\n", "name: demo\nsoftware: {os: debian-14}\n"))
+    assert f.path == ("software", "os") and f.line == 2 and "debian-13" in f.message
+
+
 def test_timestamp_scalars_are_refused_with_location():
     (f,) = findings(VALID.replace("name: demo", "name: demo\ndescription: 2024-01-01"))
     assert f.line == 2

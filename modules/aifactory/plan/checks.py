@@ -466,9 +466,11 @@ def provider_images(ctx: Context):
         provider = providers.find(pool.provider)
         if system is None or provider is None or provider.image(os_name, system.cpu_arch):
             continue
+        offered = provider.os_names(system.cpu_arch)
+        hint = (f"pick an OS {pool.provider} publishes for {system.cpu_arch} nodes: {', '.join(offered)}" if offered
+                else f"{pool.provider} has no image for {system.cpu_arch} nodes; use a system of another architecture")
         yield Issue(("software", "os"), f"{pool.provider} has no {os_name} image for {system.cpu_arch} "
-                    f"nodes (pool {pool.name}, {pool.system})",
-                    "pick an OS the provider publishes for this system (ubuntu-22.04 or ubuntu-24.04 everywhere)")
+                    f"nodes (pool {pool.name}, {pool.system})", hint)
     for i, pool in enumerate(ctx.factory.pools):
         if pool.provider == "oci" and not pool.system.startswith("BM.GPU"):
             yield Issue(("pools", i, "system"), f"{pool.system}: OCI cluster networks take bare-metal BM.GPU "

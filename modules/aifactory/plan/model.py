@@ -28,6 +28,7 @@ from ..fields import (
     IpAddress,
     Mac,
     Name,
+    NodeOs,
     PackageVersion,
     Prose,
     Region,
@@ -65,7 +66,7 @@ class SoftwareLock(_Frozen):
     dcgm_package: Optional[str] = Field(None, pattern=PACKAGE_NAME)
     dcgm_major: Optional[int] = Field(None, ge=1, le=99)
     nccl: Optional[PackageVersion] = None
-    os: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "rhel-9"]
+    os: NodeOs
     # The Slurm release the OS ships in its own repository (plan.software.SLURM_BY_OS); None where
     # it has none (RHEL: EPEL's or a site build). Rendered Slurm files are written for it, and the
     # Slurm roles install that release. Required, so a plan file cannot leave it out by accident.

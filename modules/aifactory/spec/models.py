@@ -28,6 +28,7 @@ from ..fields import (  # noqa: F401 - re-exported: the spec's public types
     NAME_PATTERN,
     Name,
     NoBool,
+    NodeOs,
     Nodes,
     PackageVersion,
     Prose,
@@ -67,7 +68,7 @@ class Software(_Model):
     dcgm: Optional[Literal[3, 4]] = Field(None, description="DCGM major version")
     dcgm_package: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$")
     nccl: Annotated[Optional[PackageVersion], LooseStr] = Field(None, description="libnccl2 version, e.g. '2.28.9-1'")
-    os: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "rhel-9"] = "ubuntu-24.04"
+    os: NodeOs = "ubuntu-24.04"
 
 
 class Site(_Model):
