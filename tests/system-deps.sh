@@ -11,6 +11,10 @@ PACKAGES=(
   debootstrap   # the Debian 12 root filesystem the playbooks run against (chroot connection)
   iproute2      # ip netns and veth: the Slurm control-plane test gives each node its own network
   util-linux    # unshare: the same test's namespaces
+  apt-utils     # apt-ftparchive: the stand-in apt repositories of NVIDIA's and the node OS's packages
+  gnupg         # gpg: signs those repositories and their RPMs
+  rpm           # rpmbuild and rpmsign: the stand-in dnf repository's packages
+  createrepo-c  # createrepo_c and modifyrepo_c: its repodata and the nvidia-driver module streams
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3,7 +3,8 @@
 Both come from one function (aifactory.plan.software.packages, over the catalog table
 ``packages``); here they are read back as files, the lock as JSON and the inventory as Ansible
 reads it, and compared name for name. The driver metapackage is the one name only the lock
-carries: the nvidia_driver role installs its headless part by per-distribution names.
+carries: the nvidia_driver role installs its headless part (nvidia_driver_packages and
+nvidia_driver_kernel_package), which the lock lists too.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def test_inventory_and_lock_carry_identical_names(case):
     files = build_files(plan, catalog)
     hostvars = ansible_data.load_yaml(files["inventory/group_vars/all.yml"])
 
-    from_inventory = {hostvars[v] for v in NAME_VARS if v in hostvars} | set(hostvars.get("nccl_packages", []))
+    driver = set(hostvars["nvidia_driver_packages"]) | {hostvars["nvidia_driver_kernel_package"]}
+    from_inventory = ({hostvars[v] for v in NAME_VARS if v in hostvars} | set(hostvars.get("nccl_packages", []))
+                      | driver)
     from_lock = set(locked["packages"]) | set(locked.get("module_streams", []))
     driver_metapackage = from_lock - from_inventory
     assert len(driver_metapackage) == 1, (from_lock, from_inventory)
@@ -71,6 +74,8 @@ def test_inventory_and_lock_carry_identical_names(case):
     for name_var, version_var in VERSION_VARS.items():
         if name_var in hostvars:
             assert locked["packages"][hostvars[name_var]] == hostvars[version_var]
+    # The headless driver the nvidia_driver role pins: every piece at the lock's driver version.
+    assert len(driver) == 4 and all(locked["packages"][name] == hostvars["nvidia_driver_version"] for name in driver)
     for name in hostvars.get("nccl_packages", []):
         assert locked["packages"][name] == hostvars["nccl_version"]
     assert locked["packages"][hostvars["cuda_toolkit_package"]] == hostvars["cuda_toolkit_version"]

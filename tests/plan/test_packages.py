@@ -17,6 +17,13 @@ Each expectation names the public source it was checked against (checked 2026-12
   (RHEL 8/9: ``dnf module enable nvidia-driver:<branch>-open``, ``dnf install nvidia-open``).
 - GUIDE-595: https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/595/advanced-options.html
   (Ubuntu 22.04/24.04: ``nvidia-open nvidia-driver-open``, unversioned).
+- RECENT-UPDATES: https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/recent-updates.html
+  ("Ubuntu 590 and later packages": the branch designation is removed, ``libnvidia-compute-580`` ->
+  ``libnvidia-compute``, ``nvidia-dkms-580-open`` -> ``nvidia-dkms-open``).
+- UBUNTU-MAN: manpages.ubuntu.com "Provided by" for nvidia-smi(1) (``nvidia-utils-<branch>``) and
+  nvidia-persistenced(1) (``nvidia-compute-utils-<branch>``).
+- GENMODULES: NVIDIA/cuda-repo-management ``genmodules.py`` at 2944b7a4 (``nvidia-driver-cuda``,
+  ``nvidia-driver-libs``, ``nvidia-persistenced``, ``kmod-nvidia-open-dkms``).
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ CASES = [
     # Ubuntu 24.04, R570, HGX H100 with IMEX asked for: every name carries the branch.
     ("ubuntu-24.04", "570", "dgx-h100", {"imex": True}, {
         "driver": "nvidia-driver-570-open",  # NVIDIA's Ubuntu naming up to R580 (AZHPC for 580)
+        # The headless driver up to R580 (UBUNTU-MAN; RECENT-UPDATES for the dkms row).
+        "driver_utils": "nvidia-utils-570", "driver_persistenced": "nvidia-compute-utils-570",
+        "driver_libs": "libnvidia-compute-570", "driver_kernel": "nvidia-dkms-570-open",
         "fabric_manager": "nvidia-fabricmanager-570",  # GDC-UBUNTU
         "nscq": "libnvidia-nscq-570",  # GDC-UBUNTU
         "imex": "nvidia-imex-570",  # GDC-UBUNTU (R550 to R575)
@@ -52,6 +62,8 @@ CASES = [
     # Ubuntu 24.04, R580, DGX B200: NVIDIA's repository drops the branch from R580 (GDC-UBUNTU).
     ("ubuntu-24.04", "580", "dgx-b200", {}, {
         "driver": "nvidia-driver-580-open",  # AZHPC
+        "driver_utils": "nvidia-utils-580", "driver_persistenced": "nvidia-compute-utils-580",
+        "driver_libs": "libnvidia-compute-580", "driver_kernel": "nvidia-dkms-580-open",
         "fabric_manager": "nvidia-fabricmanager",  # GDC-UBUNTU
         "nscq": "libnvidia-nscq",  # GDC-UBUNTU
         "nvlsm": "nvlsm",  # GDC-UBUNTU, from R570
@@ -61,6 +73,9 @@ CASES = [
     # Ubuntu 24.04, R595, GB200 NVL72 compute trays: IMEX, no fabric manager.
     ("ubuntu-24.04", "595", "gb200-nvl72", {}, {
         "driver": "nvidia-driver-open",  # GUIDE-595
+        # From R590 the branch is gone from every Ubuntu driver name (RECENT-UPDATES).
+        "driver_utils": "nvidia-utils", "driver_persistenced": "nvidia-compute-utils",
+        "driver_libs": "libnvidia-compute", "driver_kernel": "nvidia-dkms-open",
         "imex": "nvidia-imex",  # GDC-UBUNTU ubuntu24.04/install.sh, built for 595.91.07
         "cuda_toolkit": "cuda-toolkit-13-2",  # AZHPC
         "nccl": "libnccl2", "nccl_dev": "libnccl-dev",  # AZHPC
@@ -69,6 +84,9 @@ CASES = [
     ("rhel-9", "570", "dgx-h100", {"imex": True}, {
         "driver_stream": "nvidia-driver:570-open",  # GUIDE-620
         "driver": "nvidia-open",  # GUIDE-620
+        # The nvidia-driver module's branch packages (GENMODULES).
+        "driver_utils": "nvidia-driver-cuda", "driver_persistenced": "nvidia-persistenced",
+        "driver_libs": "nvidia-driver-libs", "driver_kernel": "kmod-nvidia-open-dkms",
         "fabric_manager": "nvidia-fabric-manager",  # GDC-RHEL, AZHPC
         "nscq": "libnvidia-nscq-570",  # GDC-RHEL
         "imex": "nvidia-imex-570",  # GDC-RHEL
@@ -79,6 +97,8 @@ CASES = [
     ("rhel-9", "580", "dgx-b200", {}, {
         "driver_stream": "nvidia-driver:580-open",  # GUIDE-620
         "driver": "nvidia-open",  # GUIDE-620
+        "driver_utils": "nvidia-driver-cuda", "driver_persistenced": "nvidia-persistenced",
+        "driver_libs": "nvidia-driver-libs", "driver_kernel": "kmod-nvidia-open-dkms",
         "fabric_manager": "nvidia-fabricmanager",  # GDC-RHEL, AZHPC
         "nscq": "libnvidia-nscq",  # GDC-RHEL
         "nvlsm": "nvlsm",  # GDC-RHEL
@@ -124,14 +144,69 @@ def test_proprietary_modules_take_the_dkms_stream_on_rhel():
     assert named["driver_stream"].name == "nvidia-driver:580-dkms" and named["driver"].name == "cuda-drivers"
 
 
-def test_debian_and_ubuntu_share_the_apt_names():
+def test_debian_and_ubuntu_share_the_apt_names_but_the_drivers():
+    """Fabric manager, NSCQ, CUDA and NCCL are named alike in NVIDIA's Debian and Ubuntu
+    repositories; the driver is not: Ubuntu's names carry the branch up to R580, Debian's follow
+    Debian's own split (nvidia-driver-cuda, libcuda1, nvidia-kernel-open-dkms)."""
     catalog = load_catalog()
     debian = software.packages(_lock("debian-12", "535", "hgx-h100"), catalog)
     ubuntu = software.packages(_lock("ubuntu-22.04", "535", "hgx-h100"), catalog)
-    assert {k: p.name for k, p in debian.items()} == {k: p.name for k, p in ubuntu.items()}
+    driver = {"driver", "driver_utils", "driver_persistenced", "driver_libs", "driver_kernel"}
+    assert {k: p.name for k, p in debian.items() if k not in driver} == \
+        {k: p.name for k, p in ubuntu.items() if k not in driver}
     assert debian["fabric_manager"].name == "nvidia-fabricmanager-535"
+    assert {k: debian[k].name for k in sorted(driver)} == {
+        "driver": "cuda-drivers", "driver_kernel": "nvidia-kernel-dkms", "driver_libs": "libcuda1",
+        "driver_persistenced": "nvidia-persistenced", "driver_utils": "nvidia-driver-cuda"}
+    assert {k: ubuntu[k].name for k in sorted(driver)} == {  # proprietary modules: R535 on Hopper
+        "driver": "nvidia-driver-535", "driver_kernel": "nvidia-dkms-535",
+        "driver_libs": "libnvidia-compute-535", "driver_persistenced": "nvidia-compute-utils-535",
+        "driver_utils": "nvidia-utils-535"}
     assert software.os_family("debian-12") == software.os_family("ubuntu-24.04") == "debian"
     assert software.os_family("rhel-9") == "redhat"
+
+
+def test_a_branch_upgrade_releases_the_names_it_replaces():
+    """Held packages block the upgrade that renames them (R580 -> R620 on Ubuntu): the inventory
+    lists the other branches' names, which the roles release before installing."""
+    catalog = load_catalog()
+    lock = _lock("ubuntu-24.04", "620", "dgx-b200")
+    driver = software.replaced(lock, catalog, "driver")
+    assert {"nvidia-utils-580", "nvidia-compute-utils-580", "libnvidia-compute-580", "nvidia-dkms-580-open"} <= set(driver)
+    assert not {"nvidia-utils", "libnvidia-compute", "nvidia-dkms-open"} & set(driver)
+    assert "nvidia-fabricmanager-570" in software.replaced(lock, catalog, "fabric")
+    assert software.replaced(_lock("debian-12", "620", "dgx-b200"), catalog, "driver") == []
+
+
+def test_debian_13_locks_slurm_24_11_and_the_names_of_the_debian_family():
+    """Debian 13 is a Debian-family OS: NVIDIA's debian13 repository names its packages as the
+    debian12 one does, and the lock carries the Slurm trixie ships (24.11)."""
+    catalog = load_catalog()
+    lock = _lock("debian-13", "580", "dgx-b200")
+    assert lock.os == "debian-13" and lock.slurm == "24.11" and lock.slurm_release == (24, 11)
+    assert software.os_family("debian-13") == "debian"
+    trixie = software.packages(lock, catalog)
+    bookworm = software.packages(_lock("debian-12", "580", "dgx-b200"), catalog)
+    assert {k: p.spec() for k, p in trixie.items()} == {k: p.spec() for k, p in bookworm.items()}
+    # Every name is the debian family's row of the table, pinned with apt's =<version>*.
+    version = catalog.branches["580"].latest
+    assert {"driver", "fabric_manager", "nscq", "nvlsm", "cuda_toolkit", "nccl"} <= set(trixie)
+    for key in ("driver", "fabric_manager", "nscq", "cuda_toolkit", "nccl"):
+        component = "driver_open" if key == "driver" else key
+        assert trixie[key].name == software.package_name(catalog, component, "debian", "580", "13.0"), key
+        assert trixie[key].pin == "="
+    assert trixie["driver"].spec() == f"{trixie['driver'].name}={version}*"
+    assert trixie["fabric_manager"].spec() == f"{trixie['fabric_manager'].name}={version}*"
+
+
+def test_every_node_os_has_a_package_family():
+    from typing import get_args
+
+    from aifactory.fields import NodeOs
+
+    assert {software.os_family(o) for o in get_args(NodeOs)} == {"debian", "redhat"}
+    # Every Debian-family OS ships Slurm of its own; RHEL alone has no release to lock.
+    assert {o for o in get_args(NodeOs) if software.slurm_release(o) is None} == {"rhel-9"}
 
 
 def test_every_catalogued_branch_has_every_required_name_on_both_families():

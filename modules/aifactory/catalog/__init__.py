@@ -268,12 +268,19 @@ class DcgmCounter:
 # The packages table: one NVIDIA package name per component, OS family and range of driver
 # branches. A name is a template: only these placeholders, filled from the software lock.
 PACKAGE_PLACEHOLDERS = ("branch", "cuda_major", "cuda_minor")
-PACKAGE_COMPONENTS = ("driver", "driver_open", "driver_stream", "driver_open_stream", "fabric_manager", "nscq",
-                      "imex", "nvlsm", "cuda_toolkit", "nccl", "nccl_dev")
-PACKAGE_FAMILIES = ("debian", "redhat")
+# driver/driver_open are the metapackages versions.lock.json records; driver_utils (nvidia-smi),
+# driver_persistenced (the persistence daemon and its unit), driver_libs (libcuda and, on Ubuntu,
+# libnvidia-ml) and driver_kernel/driver_kernel_open (the DKMS modules) are the headless driver the
+# nvidia_driver role installs, pins and holds.
+PACKAGE_COMPONENTS = ("driver", "driver_open", "driver_stream", "driver_open_stream", "driver_utils",
+                      "driver_persistenced", "driver_libs", "driver_kernel", "driver_kernel_open",
+                      "fabric_manager", "nscq", "imex", "nvlsm", "cuda_toolkit", "nccl", "nccl_dev")
+# debian rows serve Debian and Ubuntu; an ubuntu row wins over them on Ubuntu, where NVIDIA's
+# repository names the driver its own way (software.package_keys).
+PACKAGE_FAMILIES = ("debian", "ubuntu", "redhat")
 # How a version is pinned: `=` apt (name=<version>*), `-` dnf (name-<version>), `module` a dnf
 # module stream (enabled, not a package: it has no version of its own).
-PACKAGE_PINS = {"=": "debian", "-": "redhat", "module": "redhat"}
+PACKAGE_PINS = {"=": ("debian", "ubuntu"), "-": ("redhat",), "module": ("redhat",)}
 _PLACEHOLDER = r"\{(?:" + "|".join(PACKAGE_PLACEHOLDERS) + r")\}"
 PACKAGE_TEMPLATE = Cell(rf"(?:[a-z0-9]|{_PLACEHOLDER})(?:[a-z0-9.+:-]|{_PLACEHOLDER}){{0,63}}",
                         "a package name of a-z, 0-9 and .+:- with no placeholder but "
@@ -522,7 +529,7 @@ def check_package_ranges(rows: typing.Iterable[PackageName]) -> None:
         where = f"packages {r.component}/{r.family} from {r.first_branch or 'the first branch'}"
         if r.first_branch is not None and r.last_branch is not None and r.last_branch < r.first_branch:
             raise CatalogError(f"{where}: last_branch {r.last_branch} is before first_branch {r.first_branch}")
-        if PACKAGE_PINS[r.version_pin] != r.family:
+        if r.family not in PACKAGE_PINS[r.version_pin]:
             raise CatalogError(f"{where}: version_pin {r.version_pin!r} is not a {r.family} pin")
         if (r.version_pin == "module") != r.component.endswith("_stream"):
             raise CatalogError(f"{where}: version_pin module is for the *_stream components, and only it")

@@ -68,6 +68,11 @@ def _message(res: dict) -> str:
         value = res.get(key)
         if value:
             text = value if isinstance(value, str) else str(value)
+            # The dnf module says "Failed to install some of the specified packages" and lists which
+            # ones, and why, apart: the list is what the operator needs.
+            details = res.get("failures")
+            if isinstance(details, list) and details:
+                text = f"{text}: {'; '.join(str(d) for d in details)}"
             return " ".join(text.split())[:300]
     return "failed"
 

@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 SUITE = "bookworm"
+# Debian release number per suite: the tree's name and its cache key.
+RELEASES = {"bookworm": "12", "trixie": "13"}
 VARIANT = "minbase"
 # python3 and python3-apt: what Ansible's modules need on the target (the apt module would
 # otherwise install python3-apt itself and report a change). systemd: units can be enabled
@@ -56,18 +58,20 @@ def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
         for stanza in re.split(r"\n\s*\n", text):
             uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
             suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
-            if uris and suites and SUITE in suites.group(1).split() and "security" not in uris.group(1):
+            # A mirror serves every suite; the one this machine uses for its own is the best guess.
+            if uris and suites and suites.group(1).split()[0].split("-")[0] in RELEASES \
+                    and "security" not in uris.group(1):
                 return uris.group(1).rstrip("/")
         for line in text.splitlines():
-            m = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+" + SUITE + r"\s", line)
+            m = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(?:" + "|".join(RELEASES) + r")\s", line)
             if m and "security" not in m.group(1):
                 return m.group(1).rstrip("/")
     return DEFAULT_MIRROR
 
 
-def cache_key(include: tuple[str, ...] = INCLUDE) -> str:
-    digest = hashlib.sha256("\0".join((SUITE, VARIANT, *sorted(include))).encode()).hexdigest()[:12]
-    return f"debian-12-{VARIANT}-{digest}"
+def cache_key(include: tuple[str, ...] = INCLUDE, suite: str = SUITE) -> str:
+    digest = hashlib.sha256("\0".join((suite, VARIANT, *sorted(include))).encode()).hexdigest()[:12]
+    return f"debian-{RELEASES[suite]}-{VARIANT}-{digest}"
 
 
 @contextlib.contextmanager
@@ -101,7 +105,7 @@ def _finish(root: Path) -> None:
     (root / "etc/hostname").write_text("aifactory-rootfs\n")
 
 
-def _build(tarball: Path, mirror: str, include: tuple[str, ...]) -> None:
+def _build(tarball: Path, mirror: str, include: tuple[str, ...], suite: str) -> None:
     debootstrap = shutil.which("debootstrap")
     if debootstrap is None:
         raise RootfsError("debootstrap not found: apt-get install debootstrap")
@@ -109,7 +113,7 @@ def _build(tarball: Path, mirror: str, include: tuple[str, ...]) -> None:
     try:
         tree = work / "tree"
         _run([debootstrap, f"--variant={VARIANT}", f"--include={','.join(include)}",
-              "--components=main", SUITE, str(tree), mirror])
+              "--components=main", suite, str(tree), mirror])
         _finish(tree)
         # debootstrap's package cache is half the tree and apt refetches lists anyway.
         for leftover in (tree / "var/cache/apt/archives").glob("*.deb"):
@@ -123,14 +127,17 @@ def _build(tarball: Path, mirror: str, include: tuple[str, ...]) -> None:
 
 
 def ensure_rootfs(path: Path | str, cache_dir: Path | str, *, include: tuple[str, ...] = INCLUDE,
-                  mirror: str | None = None) -> Path:
-    """A Debian 12 tree at ``path``, unpacked from the cached debootstrap tarball (built if absent).
+                  mirror: str | None = None, suite: str = SUITE) -> Path:
+    """A Debian tree (12 unless ``suite`` says trixie) at ``path``, unpacked from the cached
+    debootstrap tarball (built if absent).
 
     An existing tree at ``path`` made by this function is returned as it is; anything else there
     is replaced. Needs root (device nodes, ownership) and debootstrap for the first build.
     """
     path, cache_dir = Path(path), Path(cache_dir)
-    key = cache_key(include)
+    if suite not in RELEASES:
+        raise RootfsError(f"unknown Debian suite {suite!r}: one of {', '.join(RELEASES)}")
+    key = cache_key(include, suite)
     stamp = path / _STAMP
     if stamp.is_file() and stamp.read_text().strip() == key:
         return path
@@ -138,7 +145,7 @@ def ensure_rootfs(path: Path | str, cache_dir: Path | str, *, include: tuple[str
     tarball = cache_dir / f"{key}.tar.gz"
     with _locked(cache_dir / f"{key}.lock"):
         if not tarball.is_file():
-            _build(tarball, mirror or debian_mirror(), include)
+            _build(tarball, mirror or debian_mirror(), include, suite)
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)

@@ -164,8 +164,8 @@ def _dump(data: Any) -> str:
 
 # The role variables that carry each package of software.packages: its name and, where the role
 # pins it to the lock, its version. The nvidia_driver role installs the headless part of the
-# driver metapackage by its own per-distribution names and gets only the module stream (RHEL);
-# NCCL's two packages go to nccl_packages together.
+# driver metapackage (nvidia_driver_packages, nvidia_driver_kernel_package) and, on RHEL, enables
+# the module stream; NCCL's two packages go to nccl_packages together.
 PACKAGE_VARS = {
     "driver_stream": ("nvidia_driver_module_stream", None),
     "fabric_manager": ("nvidia_fabric_manager_package", "nvidia_fabric_manager_version"),
@@ -208,6 +208,12 @@ def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
                 out[version_var] = packages[component].version
     if "nccl" in packages:
         out["nccl_packages"] = [packages["nccl"].name, packages["nccl_dev"].name]
+    # The headless driver from NVIDIA's repository; the role pins each to nvidia_driver_version.
+    out["nvidia_driver_packages"] = [packages[c].name for c in ("driver_utils", "driver_persistenced", "driver_libs")]
+    out["nvidia_driver_kernel_package"] = packages["driver_kernel"].name
+    # Other branches' names of the same packages: a node still holding them is released first.
+    out["nvidia_driver_replaces"] = software.replaced(lock, catalog, "driver")
+    out["nvidia_fabric_replaces"] = software.replaced(lock, catalog, "fabric")
     if lock.dcgm_package:
         out["dcgm_major"] = lock.dcgm_major
     if lock.nccl:

@@ -12,10 +12,11 @@ from .model import PACKAGE_NAME, SoftwareLock
 
 DEFAULT_DCGM_MAJOR = 4
 # Slurm in each OS's own repository (DOMAIN facts: Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu
-# 24.04 23.11, Debian 13 24.11), the release the lock records and everything Slurm is written for.
-# RHEL has no Slurm of its own (EPEL's, or a site build, varies): its release is not known, and
-# Slurm configs for it keep to what every release loads.
-SLURM_BY_OS = {"debian-12": "22.05", "ubuntu-22.04": "21.08", "ubuntu-24.04": "23.11", "debian-13": "24.11"}
+# 24.04 23.11, Debian 13 24.11: slurmctld 24.11.5-2 in trixie,
+# https://packages.debian.org/trixie/slurmctld, checked 2026-12-03), the release the lock records
+# and everything Slurm is written for. RHEL has no Slurm of its own (EPEL's, or a site build,
+# varies): its release is not known, and Slurm configs for it keep to what every release loads.
+SLURM_BY_OS = {"debian-12": "22.05", "debian-13": "24.11", "ubuntu-22.04": "21.08", "ubuntu-24.04": "23.11"}
 OPEN_MODULES_DEFAULT_FROM = 560  # open kernel modules are the default from R560 (NVIDIA driver README)
 
 # The package naming family of each OS the lock can name (the prefix of SoftwareLock.os): NVIDIA's
@@ -33,7 +34,7 @@ def slurm_release(os_id: str) -> Optional[str]:
 
 
 def os_family(os_id: str) -> str:
-    """``ubuntu-24.04`` and ``debian-12`` -> ``debian``; ``rhel-9`` -> ``redhat``."""
+    """``ubuntu-24.04``, ``debian-12`` and ``debian-13`` -> ``debian``; ``rhel-9`` -> ``redhat``."""
     return OS_FAMILIES[os_id.split("-", 1)[0]]
 
 
@@ -58,17 +59,30 @@ class Package:
         return f"{self.name}={self.version}*" if self.pin == "=" else f"{self.name}-{self.version}"
 
 
-def package_row(catalog: Catalog, component: str, family: str, branch: str) -> PackageName | None:
-    """The packages table's row for ``component`` on ``family`` and driver ``branch``; the
-    catalog refuses overlapping ranges, so there is at most one."""
-    found = [r for r in catalog.rows["packages"]
-             if r.component == component and r.family == family and r.covers(int(branch))]
-    return found[0] if found else None
+def package_keys(os_or_family: str) -> tuple[str, ...]:
+    """The packages table's family values for a node OS (or a family), most specific first:
+    ``ubuntu-24.04`` -> (ubuntu, debian); ``debian-13`` -> (debian,); ``rhel-9`` -> (redhat,)."""
+    head = os_or_family.split("-", 1)[0]
+    if head == "ubuntu":
+        return ("ubuntu", "debian")
+    return (OS_FAMILIES.get(head, head),)
+
+
+def package_row(catalog: Catalog, component: str, os_or_family: str, branch: str) -> PackageName | None:
+    """The packages table's row for ``component`` on a node OS (or family) and driver ``branch``:
+    the most specific family with a row wins (ubuntu over debian). The catalog refuses overlapping
+    ranges within a family, so there is at most one."""
+    for key in package_keys(os_or_family):
+        found = [r for r in catalog.rows["packages"]
+                 if r.component == component and r.family == key and r.covers(int(branch))]
+        if found:
+            return found[0]
+    return None
 
 
 def package_name(catalog: Catalog, component: str, family: str, branch: str, cuda: str | None = None) -> str | None:
-    """The name of ``component`` for ``family`` and ``branch`` (its placeholders filled from the
-    branch and the CUDA ``major.minor``), or None where the table has no row for it."""
+    """The name of ``component`` for a node OS or ``family`` and ``branch`` (its placeholders filled
+    from the branch and the CUDA ``major.minor``), or None where the table has no row for it."""
     row = package_row(catalog, component, family, branch)
     if row is None:
         return None
@@ -92,27 +106,35 @@ def packages(lock: SoftwareLock, catalog: Catalog) -> dict[str, Package]:
     ``versions.lock.json`` lists them (render.deployment.lock) and the inventory hands them to
     the roles (inventory.plan), so what the lock records is what the roles install and hold. The
     driver entry is the branch's driver metapackage; the nvidia_driver role installs the headless
-    part of it. DCGM's name is the lock's (catalog table dcgm: the same on both families).
+    part of it, the driver_* entries. DCGM's name is the lock's (catalog table dcgm: the same on
+    both families).
     """
     out: dict[str, Package] = {}
     if lock.driver is None or lock.driver_branch is None:
         return out
     family = os_family(lock.os)
+    os_id = lock.os
     branch = lock.driver_branch
     apt_or_dnf = "=" if family == "debian" else "-"
 
     def add(key: str, component: str, version: str | None, required: bool = True) -> None:
-        row = package_row(catalog, component, family, branch)
+        row = package_row(catalog, component, os_id, branch)
         if row is None:
             if required:
                 raise CatalogError(f"the packages table has no {component} row for {family} and R{branch}")
             return
-        name = package_name(catalog, component, family, branch, lock.cuda)
+        name = package_name(catalog, component, os_id, branch, lock.cuda)
         out[key] = Package(key, name, None if row.version_pin == "module" else version, row.version_pin)
 
     flavour = "driver_open" if lock.open_kernel_modules else "driver"
     add("driver_stream", f"{flavour}_stream", None, required=False)  # dnf module streams: RHEL only
     add("driver", flavour, lock.driver)
+    # The headless driver the nvidia_driver role installs, pins and holds (the metapackage above
+    # would also pull X11 and display pieces): nvidia-smi, the persistence daemon, libcuda, and the
+    # kernel modules of the lock's flavour.
+    for component in ("driver_utils", "driver_persistenced", "driver_libs"):
+        add(component, component, lock.driver)
+    add("driver_kernel", "driver_kernel_open" if lock.open_kernel_modules else "driver_kernel", lock.driver)
     if lock.fabric_manager:  # fabric manager and NSCQ must equal the driver version exactly
         add("fabric_manager", "fabric_manager", lock.fabric_manager)
         add("nscq", "nscq", lock.libnvidia_nscq or lock.fabric_manager)
@@ -128,6 +150,26 @@ def packages(lock: SoftwareLock, catalog: Catalog) -> dict[str, Package]:
     if lock.dcgm_package:
         out["dcgm"] = Package("dcgm", lock.dcgm_package, f"{lock.dcgm_major}.*", apt_or_dnf)
     return out
+
+
+# The components whose names a branch upgrade can change (Ubuntu's driver drops the branch from
+# R590, fabric manager, NSCQ and IMEX from R580), by the role that holds them.
+REPLACEABLE = {
+    "driver": ("driver_utils", "driver_persistenced", "driver_libs", "driver_kernel", "driver_kernel_open"),
+    "fabric": ("fabric_manager", "nscq", "imex"),
+}
+
+
+def replaced(lock: SoftwareLock, catalog: Catalog, role: str) -> list[str]:
+    """The names ``role``'s packages have on every other catalogued branch but not on the lock's:
+    held or version-locked on a node, they would block the upgrade to the lock's, which replace
+    them (a new name conflicts with the old). Sorted; empty without a driver."""
+    if lock.driver_branch is None:
+        return []
+    components = REPLACEABLE[role]
+    ours = {package_name(catalog, c, lock.os, lock.driver_branch) for c in components}
+    others = {package_name(catalog, c, lock.os, branch) for c in components for branch in catalog.branches}
+    return sorted(n for n in others - ours if n)
 
 
 def default_branch(catalog: Catalog, software: Software) -> str:
@@ -164,7 +206,7 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
         open_modules = int(branch) >= OPEN_MODULES_DEFAULT_FROM or any(s.gpu.open_modules_required for s in nvidia)
     needs_fm = any(s.fabric_manager for s in nvidia)
     fm = (software.fabric_manager or driver) if needs_fm else None
-    fm_package = package_name(catalog, "fabric_manager", os_family(software.os), branch) if needs_fm else None
+    fm_package = package_name(catalog, "fabric_manager", software.os, branch) if needs_fm else None
     dcgm_major = software.dcgm or DEFAULT_DCGM_MAJOR
     cuda_major = int(cuda.split(".")[0]) if cuda else None
     dcgm_row = catalog.dcgm_for(dcgm_major, cuda_major) if cuda_major else None
