@@ -227,6 +227,8 @@ def test_the_planned_control_plane_is_what_slurmctld_runs(tmp_path):
         assert config["SlurmctldHost[1]"] == f"{backup}(127.0.0.2)"
         assert "enable_configless" in config["SlurmctldParameters"].split(",")
         assert config["ClusterName"] == "onprem-dgx-hall1"
+        # Jobs keep slurmd's unlimited memlock (RDMA registers memory), not the shell's limit.
+        assert config["PropagateResourceLimitsExcept"] == "MEMLOCK"
         part = _fields(ctld.show("partition", cluster.default_partition))
         assert part["Default"] == "YES" and part["Nodes"] == "dgx-[001-004]"
     finally:
