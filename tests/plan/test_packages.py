@@ -135,6 +135,8 @@ def test_pins_are_spelled_for_the_package_manager():
     # GDC-UBUNTU ubuntu24.04/install.sh: apt-get install nvidia-fabricmanager=<version>*.
     assert ubuntu["fabric_manager"].spec() == f"nvidia-fabricmanager={version}*"
     assert ubuntu["nvlsm"].version is None and ubuntu["nvlsm"].spec() == "nvlsm"  # date-based, not the driver's
+    # DCGM is pinned to its major (4.*), which apt matches as it is.
+    assert ubuntu["dcgm"].spec() == f"{ubuntu['dcgm'].name}=4.*"
 
 
 def test_proprietary_modules_take_the_dkms_stream_on_rhel():

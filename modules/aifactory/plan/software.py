@@ -56,7 +56,10 @@ class Package:
         (dnf), the bare name when nothing is pinned."""
         if self.version is None or self.stream:
             return self.name
-        return f"{self.name}={self.version}*" if self.pin == "=" else f"{self.name}-{self.version}"
+        if self.pin != "=":
+            return f"{self.name}-{self.version}"
+        # apt matches the pinned upstream version with any Debian revision (580.95.05-0ubuntu1).
+        return f"{self.name}={self.version}" + ("" if self.version.endswith("*") else "*")
 
 
 def package_keys(os_or_family: str) -> tuple[str, ...]:
