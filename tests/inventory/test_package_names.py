@@ -139,3 +139,15 @@ def test_the_nccl_role_falls_back_to_its_os_names_without_the_inventory(tmp_path
         == ["libnccl", "libnccl-devel"]
     assert _probe(tmp_path / "ubuntu", plan, "nccl", "vars/Ubuntu.yml", "_nccl_packages", nccl_packages=[]) \
         == ["libnccl2", "libnccl-dev"]
+
+
+@pytest.mark.parametrize("case, gpudirect", [("ubuntu-24.04-R580-b200", "dmabuf"), ("rhel-9-R570-h100", "dmabuf")])
+def test_gpudirect_follows_the_kernel_module_flavour(case, gpudirect):
+    """DMA-BUF needs the open kernel modules; a lock with the proprietary ones gets nvidia-peermem."""
+    os_id, branch, system, extra = CASES[case]
+    for open_modules, expected in ((True, gpudirect), (False, "peermem")):
+        if system == "dgx-b200" and not open_modules:
+            continue  # Blackwell runs the open modules only (the open-modules check refuses it)
+        plan = _plan(os_id, branch, system, {**extra, "open_kernel_modules": open_modules})
+        hostvars = ansible_data.load_yaml(build_files(plan, load_catalog())["inventory/group_vars/all.yml"])
+        assert hostvars["rdma_gpudirect"] == expected, (case, open_modules)

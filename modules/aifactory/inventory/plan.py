@@ -192,6 +192,10 @@ def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
     if lock.driver is None:  # no NVIDIA pool: the NVIDIA roles have nothing pinned to install
         return out
     out.update({
+        # How NICs reach GPU memory: DMA-BUF needs the open kernel modules (NVIDIA recommends it over
+        # nvidia-peermem: https://docs.nvidia.com/datacenter/cloud-native/gpu-operator/latest/gpu-operator-rdma.html,
+        # checked 2026-12-03); with the proprietary modules only nvidia-peermem works.
+        "rdma_gpudirect": "dmabuf" if lock.open_kernel_modules else "peermem",
         "nvidia_driver_branch": lock.driver_branch,
         "nvidia_driver_version": lock.driver,
         "nvidia_driver_open_kernel_modules": lock.open_kernel_modules,
@@ -236,6 +240,9 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
         "rdma_fabric": pool.fabric_type or "none",
         "rdma_opensm": bool(fabric and fabric.subnet_manager == "opensm"),
     }
+    if pool.provider == "gcp" and pool.fabric_type == "roce":
+        # A3 Ultra, A4, A4X: RoCE through Google's gIB NCCL plugin, which the rdma role installs.
+        out["rdma_gcp_gib"] = True
     if pool.region:
         out["aifactory_region"] = pool.region
     cluster = plan.slurm_cluster(pool.site) if pool.scheduler == "slurm" else None
@@ -260,6 +267,9 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
             "gpu_health_nvlink": pool.nvlink_domain_gpus > 1,
             "gpu_health_fabric_manager": pool.fabric_manager,
         })
+    if pool.mig:
+        # The plan's layout for every GPU, in the order the nvidia_mig role creates the instances.
+        out["nvidia_mig_layout"] = [{"profile": m.profile, "count": m.per_gpu} for m in pool.mig]
     return out
 
 
@@ -312,6 +322,8 @@ def _role_groups(pool: PoolPlan, catalog: Catalog) -> list[str]:
         groups.append("imex")
     if pool.nvlink_domain_gpus >= NVL72_DOMAIN_GPUS:
         groups.append("nvl72")
+    if pool.mig:
+        groups.append("mig")  # the nvidia_mig role; the layout is in the pool's group_vars
     if pool.fabric_type:
         groups.append(FABRIC_GROUPS[pool.fabric_type])
         if pool.fabric_type in RDMA_FABRICS:
