@@ -15,6 +15,7 @@ PACKAGES=(
   gnupg         # gpg: signs those repositories and their RPMs
   rpm           # rpmbuild and rpmsign: the stand-in dnf repository's packages
   createrepo-c  # createrepo_c and modifyrepo_c: its repodata and the nvidia-driver module streams
+  udev          # udevadm test on the rdma role's aperture-device rule (GCP A3 Mega)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
