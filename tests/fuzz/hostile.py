@@ -90,6 +90,12 @@ TARGETS = {
     "system": PATH_PAYLOADS + TEMPLATE_PAYLOADS[:2], "switch": PATH_PAYLOADS + TEMPLATE_PAYLOADS[:2],
     "nccl": SHELL_PAYLOADS + ["-rf", "1.0; rm"], "dcgm_package": SHELL_PAYLOADS + ["x y"],
     "power_mw": [True, "1", float("nan"), float("inf"), 1e308, -1, 0, 100_000], "nodes": [True, 10**7, 0, -1, 1.5],
+    # MIG profiles reach nvidia-smi's argv, a systemd unit and Slurm's Gres= lines; counts a GRES count.
+    "mig": [{p: 1} for p in TEMPLATE_PAYLOADS[:2] + SHELL_PAYLOADS + PATH_PAYLOADS[:3] + CONTROL_PAYLOADS[:3]] + [
+        {f"3g.40gb\n{FORGED}": 1}, {"3g.40gb,gpu:h100_sxm:99": 1}, {"3g.40gb": True}, {"3g.40gb": "2"},
+        {"3g.40gb": 10**30}, {"3g.40gb": 1.5}, {"3g.40gb": -1}, {"8g.80gb": 1}, {"3g.40gb+me+me": 1},
+        {"3g.40gb": 2, "1g.10gb": 7}, {f"{i}g.10gb": 1 for i in range(1, 8)} | {"1g.20gb": 1}, ["3g.40gb"],
+        "3g.40gb", {"3g.40gb": None}, {"3G.40GB": 1}, {" 3g.40gb": 1}],
 }
 OTHER_PAYLOADS = [True, False, None, 0, -1, 1, 2**31, 2**63, 2**64, 10**30, -(10**30), 10**400, 1e308, -0.0, 0.5,
                   float("nan"), float("inf"), float("-inf"), [], {}, [None], {"": None}]
@@ -204,6 +210,9 @@ def edit(draw, data, allow_root: bool = True):
 def targeted(draw, data) -> None:
     """Put a payload made for its kind into a field that reaches a template, a shell, a hostname
     or a path (a random path would pick one of these in a few per cent of the cases)."""
+    pools = data.get("pools") if isinstance(data, dict) else None
+    if isinstance(pools, list) and pools and isinstance(pools[0], dict) and draw(st.integers(0, 9)) == 4:
+        pools[0]["mig"] = {"3g.40gb": 2}  # no example stack has MIG: give the payloads a field to land in
     found = [p for p in _paths(data) if p and p[-1] in TARGETS]
     if not found or not any(p[-1] == "ip" for p in found):
         add_hosts(draw, data)

@@ -183,6 +183,10 @@ CASES = [
     ("references", lambda s: s["pools"][0].update(fabric="ibb"), ("pools", 0, "fabric"), "unknown fabric"),
     ("catalog-ids", lambda s: s["pools"][0].update(system="dgx-h10"), ("pools", 0, "system"), "unknown system"),
     ("catalog-ids", lambda s: s["fabrics"][0].update(switch="qm970"), ("fabrics", 0, "switch"), "unknown switch"),
+    ("mig-profiles", lambda s: s["pools"][0].update(mig={"3g.40gb": 3}), ("pools", 0, "mig", "3g.40gb"),
+     "at most 2 3g.40gb instances"),
+    ("mig-profiles", lambda s: s["pools"][0].update(mig={"4g.40gb": 1, "3g.40gb": 1, "1g.10gb": 1}), ("pools", 0, "mig"),
+     "takes 8 compute slices"),
     ("provider-system", lambda s: s["pools"][1].update(provider="gcp"), ("pools", 1, "system"), "aws system"),
     ("provider-system", lambda s: (s["sites"][1].pop("region")), ("pools", 1, "region"), "needs a region"),
     ("fabric-compat", lambda s: s["fabrics"][1].update(type="infiniband"), ("pools", 1, "fabric"),
@@ -221,6 +225,10 @@ CASES = [
      ("software", "nvlsm"), "needs NVLSM"),
     ("imex", lambda s: (s["software"].update(imex=False), s["pools"][0].update(system="gb200-nvl72", nodes=18),
                         s["sites"][0].update(rack_kw=130)), ("software", "imex"), "need nvidia-imex"),
+    # IMEX asked for on R535: NVIDIA packages nvidia-imex from R550 (found by the fuzz corpus as a
+    # traceback in render and inventory).
+    ("packages", lambda s: s["software"].update(driver_branch="535", cuda="12.2", imex=True),
+     ("software", "imex"), "no imex row for debian and R535"),
     ("dcgm", lambda s: s["software"].update(dcgm=3), ("software", "dcgm"), "DCGM 3 has no build for CUDA 13"),
     ("dcgm", lambda s: s["software"].update(dcgm=3, cuda="12.8"), ("software", "dcgm"),
      f"does not work with driver {R580}"),

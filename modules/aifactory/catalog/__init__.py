@@ -309,6 +309,27 @@ class PackageName:
             self.last_branch is None or branch <= self.last_branch)
 
 
+# A MIG GPU instance profile as nvidia-smi names it: compute slices, memory in GB, and "+me" for
+# the variant with media extensions (NVIDIA MIG User Guide, "Supported MIG Profiles").
+MIG_PROFILE_PATTERN = r"[1-7]g\.[0-9]{1,4}gb(?:\+me)?"
+MIG_PROFILE = Cell(MIG_PROFILE_PATTERN, "a MIG profile name such as 1g.10gb or 1g.10gb+me")
+MIG_COMPUTE_SLICES = 7  # a GPU in MIG mode has 7 SM slices and 8 memory slices (MIG User Guide, "Concepts")
+MIG_MEMORY_SLICES = 8
+
+
+@dataclass(frozen=True)
+class MigProfile:
+    """One MIG GPU instance profile of a GPU: the compute (SM) slices of 7 and memory slices of 8
+    one instance takes, and how many instances of it one GPU holds at most."""
+
+    gpu: str
+    profile: Annotated[str, MIG_PROFILE]
+    compute_slices: int
+    memory_slices: int
+    max_instances: int
+    source: Prose
+
+
 ONPREM_FABRICS = ("infiniband", "roce", "ethernet")
 FABRIC_TYPES = ("infiniband", "roce", "ethernet", "efa", "gpudirect-tcpx", "gpudirect-tcpxo")
 
@@ -350,6 +371,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("dcgm_counters", DcgmCounter, ("field",), "dcgm-exporter counters"),
     Table("packages", PackageName, ("component", "family", "first_branch"),
           "NVIDIA package names per component, OS family and driver branch range"),
+    Table("mig_profiles", MigProfile, ("gpu", "profile"),
+          "MIG profiles per GPU: compute and memory slices, instances per GPU"),
 )}
 
 
@@ -571,6 +594,10 @@ class Catalog:
         self.node_hardware = {h.system: h for h in self.rows["node_hardware"]}
         self.nccl_env = self.rows["nccl_env"]
         self.dcgm_counters = self.rows["dcgm_counters"]
+        # gpu -> profile -> row; a GPU without rows has no MIG the catalog knows of.
+        self.mig_profiles: dict[str, dict[str, MigProfile]] = {}
+        for m in self.rows["mig_profiles"]:
+            self.mig_profiles.setdefault(m.gpu, {})[m.profile] = m
         self.systems: dict[str, System] = {}
         for s in self.rows["systems"]:
             self._add_system(s.id, "onprem", s, s.rack_units, s.nodes_per_rack, s.compute_nics, ONPREM_FABRICS, None)
@@ -612,6 +639,14 @@ class Catalog:
                 raise CatalogError(f"dcgm_counters {c.field}: type must be gauge or counter and requires "
                                    "all, nvlink or row_remap")
         check_package_ranges(self.rows["packages"])
+        for m in self.rows["mig_profiles"]:
+            where = f"mig_profiles {m.gpu}/{m.profile}"
+            if m.gpu not in self.gpus:
+                raise CatalogError(f"{where}: unknown gpu {m.gpu!r}")
+            if (m.compute_slices != int(m.profile[0]) or not 1 <= m.memory_slices <= MIG_MEMORY_SLICES
+                    or not 1 <= m.max_instances <= MIG_COMPUTE_SLICES):
+                raise CatalogError(f"{where}: compute_slices must be the profile's leading number, memory_slices "
+                                   f"1-{MIG_MEMORY_SLICES} and max_instances 1-{MIG_COMPUTE_SLICES}")
 
     def hardware_for(self, system: str) -> NodeHardware:
         """Sockets, cores and memory of ``system``; the ``slurm-hardware`` check makes sure a

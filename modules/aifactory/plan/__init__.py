@@ -15,7 +15,7 @@ from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..errors import Finding, SpecError
 from ..spec import LoadedSpec
-from . import checks, sizing, slurm, software
+from . import checks, mig, sizing, slurm, software
 from .model import AccessPlan, FabricPlan, Plan, PoolPlan, SitePower, SlurmClusterPlan, SoftwareLock
 
 __all__ = ["FabricPlan", "Plan", "PlanResult", "PoolPlan", "SitePower", "SlurmClusterPlan", "SoftwareLock", "build",
@@ -49,6 +49,7 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
     systems = [catalog.systems[p.system] for p in spec.factory.pools]
     ctx.lock = software.resolve(catalog, spec.factory.software, systems)
     ctx.pools, ctx.fabrics, ctx.sites = sizing.size(spec.factory, catalog)
+    ctx.pools = mig.apply(spec.factory, ctx.pools)
     findings += checks.run(ctx, checks.phase("software") + checks.phase("capacity"))
     f = spec.factory
     try:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, NamedTuple, Optional
 
-from ..catalog import ONPREM_FABRICS, Catalog, CatalogError, System, overlay_from_spec, version_key
+from ..catalog import MIG_COMPUTE_SLICES, MIG_MEMORY_SLICES, ONPREM_FABRICS, Catalog, CatalogError, System, overlay_from_spec, version_key
 from ..catalog import load as load_catalog
 from ..errors import Finding
 from ..text import a_fabric, fabric_name
@@ -379,6 +379,63 @@ def catalog_ids(ctx: Context):
                         f"did you mean {close!r}?" if close else f"known: {', '.join(ctx.catalog.switches)}")
 
 
+@check("mig-profiles", "refs", "error",
+       "a pool's MIG layout must be one its GPU can hold: MIG on that GPU, profiles it has, at most 7 compute "
+       "and 8 memory slices and each profile's instance limit per GPU")
+def mig_profiles(ctx: Context):
+    """Profiles, slices and limits per GPU are the catalog's ``mig_profiles`` table (NVIDIA MIG
+    User Guide, "Supported MIG Profiles"). The check counts slices; where a fitting combination
+    still has no placement on the GPU, nvidia-smi refuses it when the nvidia_mig role applies it."""
+    for i, pool in enumerate(ctx.factory.pools):
+        system = ctx.system(pool)
+        if not pool.mig or system is None:
+            continue
+        where = ("pools", i, "mig")
+        gpu = system.gpu
+        profiles = ctx.catalog.mig_profiles.get(gpu.id)
+        if not profiles:
+            capable = ", ".join(sorted(ctx.catalog.mig_profiles)) or "none"
+            yield Issue(where, f"pool {pool.name}: {gpu.name} ({gpu.id}) has no MIG profiles in the catalog, so "
+                        "it cannot be partitioned", f"remove mig:, or use a system whose GPU has MIG ({capable}); "
+                        "a GPU the catalog lacks gets its profiles under catalog: mig_profiles")
+            continue
+        known = ", ".join(profiles)
+        bad = False
+        for profile, count in pool.mig.items():
+            row = profiles.get(profile)
+            if row is None:
+                close = ctx.catalog.suggest(profiles, profile)
+                yield Issue(where + (profile,), f"pool {pool.name}: {gpu.id} has no MIG profile {profile!r}",
+                            (f"did you mean {close!r}? " if close else "") + f"{gpu.id} profiles: {known}")
+                bad = True
+            elif count > row.max_instances:
+                yield Issue(where + (profile,), f"pool {pool.name}: one {gpu.id} holds at most {row.max_instances} "
+                            f"{profile} instance{'s' if row.max_instances > 1 else ''}, not {count}",
+                            f"lower the count to {row.max_instances} or less")
+                bad = True
+        if bad:
+            continue
+        shadowed = [p for p in pool.mig if p.endswith("+me") and p[:-3] in pool.mig]
+        if shadowed and pool.scheduler == "slurm":
+            # Slurm types a MIG instance by a substring of the profile NVML reports
+            # (https://slurm.schedmd.com/gres.html#MIG_Management, checked 2026-12-03): a type
+            # 1g.10gb would also match 1g.10gb+me instances, and the counts per type would not hold.
+            yield Issue(where, f"pool {pool.name}: {shadowed[0][:-3]} and {shadowed[0]} on one GPU cannot be told "
+                        "apart by Slurm, which matches a MIG type as a substring of the profile name",
+                        f"use {shadowed[0][:-3]} only, or another profile beside {shadowed[0]}")
+            continue
+        rows = [(profiles[p], n) for p, n in pool.mig.items()]
+        compute = sum(r.compute_slices * n for r, n in rows)
+        memory = sum(r.memory_slices * n for r, n in rows)
+        layout = ", ".join(f"{n} x {r.profile}" for r, n in rows)
+        if compute > MIG_COMPUTE_SLICES:
+            yield Issue(where, f"pool {pool.name}: {layout} takes {compute} compute slices; a {gpu.id} in MIG mode "
+                        f"has {MIG_COMPUTE_SLICES}", "use fewer or smaller instances per GPU")
+        elif memory > MIG_MEMORY_SLICES:
+            yield Issue(where, f"pool {pool.name}: {layout} takes {memory} memory slices; a {gpu.id} in MIG mode has "
+                        f"{MIG_MEMORY_SLICES}", "use fewer instances, or profiles with less memory per instance")
+
+
 @check("provider-system", "refs", "error",
        "an instance type exists on one cloud only, and a cloud pool needs its region")
 def provider_system(ctx: Context):
@@ -692,6 +749,25 @@ def nvlsm(ctx: Context):
 def imex(ctx: Context):
     return _required_daemon(ctx, "imex", "is an NVLink multi-node system; its compute trays need nvidia-imex",
                             "no pool spans an NVLink multi-node domain; IMEX has nothing to do")
+
+
+@check("packages", "software", "error",
+       "every package of the lock must have a name in the catalog table packages for the node OS and branch")
+def package_names(ctx: Context):
+    lock = ctx.lock
+    if lock is None or lock.driver is None:
+        return
+    from . import software  # the one source of package names (render, inventory and roles use it)
+
+    try:
+        software.packages(lock, ctx.catalog)
+    except CatalogError as exc:
+        component = next((c for c in ("imex", "fabric_manager", "nscq", "nvlsm", "nccl", "cuda_toolkit")
+                          if f" {c} " in f" {exc} "), None)
+        field = component if component and component in ctx.factory.software.model_fields_set else "driver_branch"
+        yield Issue(_sw(ctx, field), f"{exc} (R{lock.driver_branch} on {lock.os})",
+                    "choose a driver branch the table covers for this OS (aifactory catalog packages), "
+                    "or add the row as a catalog overlay")
 
 
 @check("dcgm", "software", "error",

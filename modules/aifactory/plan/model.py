@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError,
                       model_validator)
 
+from ..catalog import MIG_COMPUTE_SLICES, MIG_PROFILE_PATTERN
 from ..errors import AifactoryError, format_path
 from ..fields import (
     CatalogId,
@@ -81,6 +82,24 @@ class SoftwareLock(_Frozen):
         return int(major), int(minor)
 
 
+# A MIG profile as nvidia-smi names it; the spec's own type (spec.models.MigProfileName).
+MigProfile = Annotated[str, StringConstraints(pattern=f"^{MIG_PROFILE_PATTERN}$")]
+
+
+class MigInstances(_Frozen):
+    """One profile of a pool's MIG layout: the instances on every GPU, and on every node (what
+    the node's Slurm GRES line advertises as ``gpu:<profile>:<per_node>``)."""
+
+    profile: MigProfile
+    per_gpu: StrictInt = Field(ge=1, le=MIG_COMPUTE_SLICES)
+    per_node: StrictInt = Field(ge=1, le=10**6)
+
+    @property
+    def compute_slices(self) -> int:
+        """SM slices (of 7) one instance takes: the profile's leading number."""
+        return int(self.profile[0])
+
+
 class HostPlan(_Frozen):
     """A declared bare-metal host."""
 
@@ -120,6 +139,23 @@ class PoolPlan(_Frozen):
     scheduler: Literal["slurm", "kubernetes", "none"]
     filled: bool
     hosts: list[HostPlan] = Field(default_factory=list, max_length=1_000_000)
+    # MIG instances on every GPU of the pool, resolved by plan.mig from the spec's `mig:` and
+    # checked against the catalog by `mig-profiles`; empty (and left out of plan.json) without MIG.
+    mig: list[MigInstances] = Field(default_factory=list, max_length=MIG_COMPUTE_SLICES)
+
+    @model_validator(mode="after")
+    def _mig_layout(self) -> "PoolPlan":
+        """A plan file is untrusted: its MIG layout must be one GPU's worth, counted per node."""
+        if not self.mig:
+            return self
+        if len({m.profile for m in self.mig}) != len(self.mig):
+            raise ValueError(f"pool {self.name}: a MIG profile is listed twice")
+        if sum(m.compute_slices * m.per_gpu for m in self.mig) > MIG_COMPUTE_SLICES:
+            raise ValueError(f"pool {self.name}: the MIG layout takes more than {MIG_COMPUTE_SLICES} compute slices")
+        for m in self.mig:
+            if m.per_node != m.per_gpu * self.gpus_per_node:
+                raise ValueError(f"pool {self.name}: MIG {m.profile} per node is not per GPU x GPUs per node")
+        return self
 
     # -- node names: the one place they are made --
     @property
@@ -341,6 +377,9 @@ class Plan(_Frozen):
         data.update(self.model_dump(mode="json"))
         if not self.catalog_overlay:  # a plan made with the packaged catalog alone says nothing of it
             del data["catalog_overlay"]
+        for pool in data["pools"]:  # nor does a pool without MIG: plan files of such factories stay as they were
+            if not pool["mig"]:
+                del pool["mig"]
         data["totals"] = self.totals
         data["power"] = self.power
         return data

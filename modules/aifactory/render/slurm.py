@@ -96,6 +96,8 @@ def _node_line(group: NodeGroup, catalog: Catalog) -> dict:
     features = [gres_type(pool.gpu), pool.architecture, pool.cpu_arch]
     if is_nvl72(pool):
         features.append("nvl72")
+    if pool.mig:
+        features.append("mig")
     return {
         "NodeName": group.hostlist,
         "CPUs": hw.cpus,
@@ -103,14 +105,28 @@ def _node_line(group: NodeGroup, catalog: Catalog) -> dict:
         "CoresPerSocket": hw.cores_per_socket,
         "ThreadsPerCore": hw.threads_per_core,
         "RealMemory": hw.memory_gib * 1024 * USABLE_MEMORY_PERCENT // 100,
-        "Gres": f"gpu:{gres_type(pool.gpu)}:{pool.gpus_per_node}" if system.gpus_per_node else None,
+        "Gres": _gres(pool) if system.gpus_per_node else None,
         "Features": ",".join(features),
         "State": "UNKNOWN",
     }
 
 
+def _gres(pool: PoolPlan) -> str:
+    """The node's GPUs as Slurm GRES: whole GPUs typed by the catalog GPU, or a MIG pool's
+    instances typed by their profile (``gpu:3g.40gb:16``), one entry per profile of the plan's
+    layout. Slurm matches a MIG type to the "MIG Profile" string slurmd reads from NVML, of which
+    it must be a substring (https://slurm.schedmd.com/gres.html#MIG_Management, checked 2026-12-03)."""
+    if pool.mig:
+        return ",".join(f"gpu:{m.profile}:{m.per_node}" for m in pool.mig)
+    return f"gpu:{gres_type(pool.gpu)}:{pool.gpus_per_node}"
+
+
 def _gres_lines(group: NodeGroup, catalog: Catalog) -> list[dict]:
     pool = group.pool
+    if pool.mig:
+        # MIG instances are found through NVML, Slurm's documented way for MIG: their device files
+        # are not /dev/nvidiaN, and the role creates them at boot (gres.html#MIG_Management).
+        return [{"NodeName": group.hostlist, "AutoDetect": "nvml"}]
     hw = catalog.hardware_for(pool.system)
     vendor = catalog.systems[pool.system].gpu.vendor
     if vendor != "nvidia":
@@ -346,6 +362,7 @@ def files(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> dict[str, str]:
             "nodes": [_line(_node_line(g, catalog)) for g in c.groups],
             "partitions": partitions,
             "gres": [_line(ln) for g in c.groups for ln in _gres_lines(g, catalog)],
+            "mig": any(g.pool.mig for g in c.groups),
             "topology_lines": [_line(ln) for ln in c.topology_lines],
             "topology_notes": _notes(c),
         }

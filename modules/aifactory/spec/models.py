@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from .. import providers
-from ..catalog import FABRIC_TYPES, TABLES
+from ..catalog import FABRIC_TYPES, MIG_COMPUTE_SLICES, MIG_PROFILE_PATTERN, TABLES
 
 from ..fields import (  # noqa: F401 - re-exported: the spec's public types
     CatalogId,
@@ -99,6 +99,13 @@ class Host(_Model):
     ip: Optional[IpAddress] = None
 
 
+# A MIG profile as nvidia-smi names it (1g.10gb, 3g.40gb, 1g.18gb+me): it reaches nvidia-smi's
+# argv, a systemd unit and Slurm's Gres= lines. Which profiles a GPU has is the catalog's
+# (mig_profiles), checked by `mig-profiles`.
+MigProfileName = Annotated[str, StringConstraints(pattern=f"^{MIG_PROFILE_PATTERN}$")]
+MigCount = Annotated[StrictInt, Field(ge=1, le=MIG_COMPUTE_SLICES)]
+
+
 class Pool(_Model):
     name: Name
     site: Name
@@ -113,6 +120,10 @@ class Pool(_Model):
     reservation: Optional[ReservationId] = None
     scheduler: Literal["slurm", "kubernetes", "none"] = "slurm"
     hosts: list[Host] = Field(default_factory=list, description="Bare-metal hosts with MAC and BMC (on-prem)")
+    mig: dict[MigProfileName, MigCount] = Field(
+        default_factory=dict, max_length=MIG_COMPUTE_SLICES,
+        description="MIG instances per GPU, applied to every GPU of the pool: profile -> count, "
+                    "e.g. {'3g.40gb': 2}; `aifactory catalog mig_profiles` lists each GPU's profiles")
 
 
 class Access(_Model):
