@@ -157,7 +157,7 @@ def test_a_name_the_repository_does_not_carry_fails(tmp_path, node, served, os_i
     assert any(n in failure for n in names for failure in result.failures), result.failures
 
 
-@pytest.mark.parametrize("os_id", ["ubuntu-24.04", "rhel-9"])
+@pytest.mark.parametrize("os_id", ["ubuntu-24.04", "debian-13", "rhel-9"])
 def test_upgrade_rolls_a_node_from_r580_to_r620(tmp_path, node, served, os_id, fact_cache):
     url, _ = served
     root = node(os_id)
