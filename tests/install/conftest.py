@@ -86,8 +86,12 @@ def served(tmp_path_factory, stand_in_catalog):
         build = repository.build_apt if nvidia.family == "debian" else repository.build_dnf
         build(nvidia, top / "nvidia" / folder / "x86_64", gpg, f"{repository.KEYS[folder]}.pub")
         build(archive, top / "os" / os_id, gpg, repository.ARCHIVE_KEY)
-    with repository.serve(top) as url:
-        yield url, top
+    try:
+        with repository.serve(top) as url:
+            yield url, top
+    finally:
+        # gpg started an agent for the signing key's home; it would outlive the tests.
+        subprocess.run(["gpgconf", "--homedir", str(gpg), "--kill", "gpg-agent"], capture_output=True)
 
 
 def _archive_source(os_id: str, url: str, root: Path) -> None:
