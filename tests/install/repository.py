@@ -412,3 +412,91 @@ def serve(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- GDRCopy's redist folder ------------------------------------------------------------------
+# NVIDIA publishes GDRCopy as plain package files, not as a repository, one folder per CUDA major,
+# OS and architecture, named as its index lists them (checked 2026-12-03):
+# https://developer.download.nvidia.com/compute/redist/gdrcopy/CUDA%2013.0/ubuntu24_04/aarch64/ holds
+# gdrdrv-dkms_2.6-1_arm64.Ubuntu24_04.deb, libgdrapi_..., gdrcopy_... and
+# gdrcopy-tests_2.6-1_arm64.Ubuntu24_04+cuda13.0.deb; .../CUDA%2013.0/rhel10/aarch64/ holds
+# gdrcopy-kmod-2.6-1dkms.el10.noarch.rpm, gdrcopy-2.6-1.el10.aarch64.rpm and gdrcopy-devel-2.6-1.el10.noarch.rpm.
+# The stand-in spells the names out here, apart from the inventory that computes them, so a wrong
+# name there fails the download. Debian has no folder: its nodes take the Ubuntu 22.04 build.
+REDIST_OS = {"ubuntu-22.04": ("ubuntu22_04", "Ubuntu22_04"), "ubuntu-24.04": ("ubuntu24_04", "Ubuntu24_04"),
+             "debian-12": ("ubuntu22_04", "Ubuntu22_04"), "debian-13": ("ubuntu22_04", "Ubuntu22_04"),
+             "rhel-9": ("rhel9", "el9")}
+
+
+def gdrcopy_redist(catalog: Catalog, os_id: str) -> dict[str, list[tuple[str, Stub]]]:
+    """Folder (as the redist URL spells it, ``CUDA 13.0/ubuntu24_04/x64``) -> the files of every
+    catalogued GDRCopy release for ``os_id`` on x86_64, each with the package it holds: the
+    packages' real names, versions and dependencies (NVIDIA/gdrcopy packages/*/control and
+    gdrcopy.spec: the gdrcopy metapackage requires the others at its exact version)."""
+    folder, platform = REDIST_OS[os_id]
+    out: dict[str, list[tuple[str, Stub]]] = {}
+    for row in catalog.rows["gdrcopy"]:
+        v, rev = row.version, str(row.revision)
+        full = f"{v}-{rev}"
+        if family(os_id) == "redhat":
+            files = [(f"gdrcopy-kmod-{full}dkms.{platform}.noarch.rpm",
+                      Stub("gdrcopy-kmod", v, f"{rev}dkms", depends=(("dkms", "", ""),))),
+                     (f"gdrcopy-{full}.{platform}.x86_64.rpm", Stub("gdrcopy", v, rev, commands=("gdrcopy_sanity",))),
+                     (f"gdrcopy-devel-{full}.{platform}.noarch.rpm",
+                      Stub("gdrcopy-devel", v, rev, depends=(("gdrcopy", "=", full),)))]
+        else:
+            files = [(f"gdrdrv-dkms_{full}_amd64.{platform}.deb", Stub("gdrdrv-dkms", v, rev, depends=(("dkms", "", ""),))),
+                     (f"libgdrapi_{full}_amd64.{platform}.deb", Stub("libgdrapi", v, rev)),
+                     (f"gdrcopy-tests_{full}_amd64.{platform}+cuda{row.cuda_major}.0.deb",
+                      Stub("gdrcopy-tests", v, rev, depends=(("libgdrapi", ">=", full),), commands=("gdrcopy_sanity",))),
+                     (f"gdrcopy_{full}_amd64.{platform}.deb",
+                      Stub("gdrcopy", v, rev, depends=tuple((n, "=", full) for n in ("gdrdrv-dkms", "libgdrapi",
+                                                                                      "gdrcopy-tests"))))]
+        out.setdefault(f"CUDA {row.cuda_major}.0/{folder}/x64", []).extend(files)
+    return out
+
+
+def _deb_file(stub: Stub, path: Path) -> None:
+    """One .deb of ``stub`` at ``path`` (the same package shape as :func:`build_apt` writes)."""
+    with tempfile.TemporaryDirectory(prefix="deb-") as work:
+        tree = Path(work) / stub.name
+        (tree / "DEBIAN").mkdir(parents=True)
+        fields = {
+            "Package": stub.name, "Version": stub.deb_version, "Architecture": "amd64",
+            "Maintainer": "aifactory <root@localhost>", "Section": "misc", "Priority": "optional",
+            "Depends": ", ".join(_deb_relation(*d) for d in stub.depends),
+            "Description": f"stand-in for {stub.name}",
+        }
+        (tree / "DEBIAN/control").write_text("".join(f"{k}: {v}\n" for k, v in fields.items() if v))
+        for command in stub.commands:
+            script = tree / "usr/bin" / command
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text(_script(stub, command))
+            script.chmod(0o755)
+        marker = tree / "usr/share/aifactory-stand-in" / stub.name
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(stub.deb_version + "\n")
+        _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", str(tree), str(path)])
+
+
+def _rpm_file(stub: Stub, path: Path) -> None:
+    """One unsigned .rpm of ``stub`` at ``path`` (the same package shape as :func:`build_dnf` writes)."""
+    with tempfile.TemporaryDirectory(prefix="rpm-") as work:
+        spec = Path(work) / "stub.spec"
+        spec.write_text(_spec([stub]))
+        _run(["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {Path(work) / 'top'}",
+              "--define", "_build_id_links none", "--define", "__os_install_post %{nil}",
+              "--define", f"_rpmdir {work}", "--define", "_rpmfilename built.rpm", str(spec)])
+        shutil.move(str(Path(work) / "built.rpm"), str(path))
+
+
+def build_redist(files: dict[str, list[tuple[str, Stub]]], out: Path, pkg_family: str) -> Path:
+    """The plain files of ``files`` (see :func:`gdrcopy_redist`) under ``out``, folder by folder,
+    as a web server lists them: no Packages index, no repodata, no signature."""
+    for folder, entries in files.items():
+        target = out / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for name, stub in entries:
+            if not (target / name).exists():  # Debian 12 and 13 share the Ubuntu 22.04 folder
+                (_rpm_file if pkg_family == "redhat" else _deb_file)(stub, target / name)
+    return out

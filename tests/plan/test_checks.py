@@ -234,6 +234,11 @@ CASES = [
      f"does not work with driver {R580}"),
     ("dcgm", lambda s: s["software"].update(dcgm_package="datacenter-gpu-manager-4-cuda12"),
      ("software", "dcgm_package"), "does not match CUDA 13.0"),
+    ("gdrcopy", lambda s: s["software"].update(gdrcopy="2.4"), ("software", "gdrcopy"),
+     "no GDRCopy 2.4 for CUDA 13"),
+    # 2.6 is published for CUDA 13 only: a CUDA 12 lock has no folder to take it from.
+    ("gdrcopy", lambda s: s["software"].update(gdrcopy="2.6", cuda="12.8"), ("software", "gdrcopy"),
+     "no GDRCopy 2.6 for CUDA 12"),
     ("site-power", lambda s: s["pools"][0].update(nodes=400), ("sites", 0, "power_mw"), "budget is 5.00 MW"),
     ("rack-power", lambda s: (s["pools"][0].update(system="gb200-nvl72", nodes=18), s["sites"][0].update(rack_kw=40)),
      ("pools", 0, "system"), "over site dc1's 40 kW per rack"),

@@ -139,6 +139,19 @@ class NcclRelease:
 
 
 @dataclass(frozen=True)
+class GdrcopyRelease:
+    """One GDRCopy release as NVIDIA publishes it in its redist folder for a CUDA major
+    (``CUDA <cuda_major>.0/<os>/<arch>/``): plain package files, no repository. ``revision`` is the
+    package revision of every file of the release (``2.6-1``)."""
+
+    version: str
+    revision: int
+    cuda_major: int
+    released: str
+    source: Prose
+
+
+@dataclass(frozen=True)
 class Switch:
     id: str
     name: Prose
@@ -335,6 +348,20 @@ FABRIC_TYPES = ("infiniband", "roce", "ethernet", "efa", "gpudirect-tcpx", "gpud
 
 
 @dataclass(frozen=True)
+class NcclBusbw:
+    """The share of a node's scale-out line rate (compute NICs x NIC speed, in GB/s) that a
+    multi-node all_reduce must reach as nccl-tests bus bandwidth on one fabric type: the floor of
+    the gpu_health multi-node check. nccl-tests defines bus bandwidth so that it compares with
+    the hardware's peak, independently of the number of ranks (doc/PERFORMANCE.md); across nodes
+    NCCL's rings leave each node through every compute NIC, so the peak is the node's line rate.
+    A fabric type without a row has no floor, and the check is skipped."""
+
+    fabric: Annotated[str, Cell("|".join(FABRIC_TYPES), "one of " + ", ".join(FABRIC_TYPES))]
+    efficiency: float
+    source: Prose
+
+
+@dataclass(frozen=True)
 class Table:
     """A catalog table: its file, its record and the columns that key a row (an overlay row with
     the key of a packaged row replaces it)."""
@@ -363,6 +390,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("driver_branches", DriverBranch, ("branch",), "NVIDIA data center driver branches and their support"),
     Table("dcgm", DcgmRelease, ("dcgm_major", "cuda_major"), "DCGM packages per major and CUDA major"),
     Table("nccl", NcclRelease, ("cuda_build",), "libnccl2 builds per CUDA minor"),
+    Table("gdrcopy", GdrcopyRelease, ("version", "cuda_major"), "GDRCopy releases in NVIDIA's redist folder per CUDA major"),
     Table("switches", Switch, ("id",), "fabric switches: ports, speed, power"),
     Table("systems", OnpremSystem, ("id",), "on-prem systems (DGX, HGX, NVL72)"),
     Table("instance_types", InstanceType, ("id",), "cloud GPU instance types"),
@@ -373,6 +401,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "NVIDIA package names per component, OS family and driver branch range"),
     Table("mig_profiles", MigProfile, ("gpu", "profile"),
           "MIG profiles per GPU: compute and memory slices, instances per GPU"),
+    Table("nccl_busbw", NcclBusbw, ("fabric",),
+          "multi-node all_reduce bus bandwidth floor per fabric type, as a share of line rate"),
 )}
 
 
@@ -594,6 +624,7 @@ class Catalog:
         self.node_hardware = {h.system: h for h in self.rows["node_hardware"]}
         self.nccl_env = self.rows["nccl_env"]
         self.dcgm_counters = self.rows["dcgm_counters"]
+        self.nccl_busbw = {b.fabric: b for b in self.rows["nccl_busbw"]}
         # gpu -> profile -> row; a GPU without rows has no MIG the catalog knows of.
         self.mig_profiles: dict[str, dict[str, MigProfile]] = {}
         for m in self.rows["mig_profiles"]:
@@ -638,6 +669,9 @@ class Catalog:
             if c.requires not in ("all", "nvlink", "row_remap") or c.type not in ("gauge", "counter"):
                 raise CatalogError(f"dcgm_counters {c.field}: type must be gauge or counter and requires "
                                    "all, nvlink or row_remap")
+        for b in self.nccl_busbw.values():
+            if not 0 < b.efficiency <= 1:
+                raise CatalogError(f"nccl_busbw {b.fabric}: efficiency must be above 0 and at most 1")
         check_package_ranges(self.rows["packages"])
         for m in self.rows["mig_profiles"]:
             where = f"mig_profiles {m.gpu}/{m.profile}"

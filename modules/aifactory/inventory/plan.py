@@ -45,7 +45,7 @@ from ..catalog import Catalog
 from ..catalog import load as load_catalog
 from ..catalog import with_plan_catalog
 from ..plan import software
-from ..plan.model import Plan, PoolPlan, SlurmClusterPlan
+from ..plan.model import Plan, PoolPlan, SlurmClusterPlan, SoftwareLock
 
 try:  # the C emitter writes the 100,000-host file in a fraction of the pure-Python time
     _BaseDumper = yaml.CSafeDumper
@@ -177,6 +177,42 @@ PACKAGE_VARS = {
 }
 
 
+# GDRCopy comes as plain package files in NVIDIA's redist folder, one per OS and architecture:
+# <base>/CUDA%20<major>.0/<os folder>/<arch folder>/ (folder layout and file names as
+# https://developer.download.nvidia.com/compute/redist/gdrcopy/ lists them and NVIDIA/gdrcopy's
+# packages/build-deb-packages.sh and build-rpm-packages.sh name them; checked 2026-12-03).
+# Debian has no build: Debian 12 and 13 take the Ubuntu 22.04 one, whose binaries need glibc 2.35
+# (Debian 12 has 2.36, Debian 13 2.41) and whose kernel module DKMS builds on the node itself.
+GDRCOPY_OS = {"ubuntu-22.04": ("ubuntu22_04", "Ubuntu22_04"), "ubuntu-24.04": ("ubuntu24_04", "Ubuntu24_04"),
+              "debian-12": ("ubuntu22_04", "Ubuntu22_04"), "debian-13": ("ubuntu22_04", "Ubuntu22_04"),
+              "rhel-9": ("rhel9", "el9")}
+# The plan's CPU architecture -> (Ansible's architecture fact, redist folder, deb arch, rpm arch).
+GDRCOPY_ARCH = {"x86_64": ("x86_64", "x64", "amd64", "x86_64"), "arm64": ("aarch64", "aarch64", "arm64", "aarch64")}
+
+
+def gdrcopy_files(lock: SoftwareLock, cpu_arch: str) -> dict[str, Any]:
+    """The redist folder (relative to the gdrcopy role's base URL) and the files of the lock's GDRCopy
+    build for ``cpu_arch``, each with the package it holds: ``packages`` always, ``tests`` where the
+    role installs the tests (on Debian and Ubuntu the ``gdrcopy`` metapackage requires them; RHEL's
+    ``gdrcopy`` package carries them). The one place these names are made."""
+    build = lock.gdrcopy
+    folder, platform = GDRCOPY_OS[lock.os]
+    _, arch_folder, deb_arch, rpm_arch = GDRCOPY_ARCH[cpu_arch]
+    full = f"{build.version}-{build.revision}"
+    if software.os_family(lock.os) == "redhat":
+        packages = [("gdrcopy-kmod", f"gdrcopy-kmod-{full}dkms.{platform}.noarch.rpm"),
+                    ("gdrcopy", f"gdrcopy-{full}.{platform}.{rpm_arch}.rpm"),
+                    ("gdrcopy-devel", f"gdrcopy-devel-{full}.{platform}.noarch.rpm")]
+        tests = []
+    else:
+        packages = [(name, f"{name}_{full}_{deb_arch}.{platform}.deb") for name in ("gdrdrv-dkms", "libgdrapi")]
+        tests = [("gdrcopy-tests", f"gdrcopy-tests_{full}_{deb_arch}.{platform}+cuda{build.cuda_major}.0.deb"),
+                 ("gdrcopy", f"gdrcopy_{full}_{deb_arch}.{platform}.deb")]
+    return {"folder": f"CUDA%20{build.cuda_major}.0/{folder}/{arch_folder}",
+            "packages": [{"name": n, "file": f} for n, f in packages],
+            "tests": [{"name": n, "file": f} for n, f in tests]}
+
+
 def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
     lock = plan.software
     out: dict[str, Any] = {
@@ -222,7 +258,25 @@ def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
         out["dcgm_major"] = lock.dcgm_major
     if lock.nccl:
         out["nccl_version"] = lock.nccl
+    if lock.gdrcopy:
+        arches = sorted({p.cpu_arch for p in plan.pools if catalog.systems[p.system].gpu.vendor == "nvidia"})
+        out["gdrcopy_version"] = lock.gdrcopy.version
+        out["gdrcopy_package_version"] = f"{lock.gdrcopy.version}-{lock.gdrcopy.revision}"
+        out["gdrcopy_files"] = {GDRCOPY_ARCH[a][0]: gdrcopy_files(lock, a) for a in arches}
     return out
+
+
+def nccl_busbw_floor(pool: PoolPlan, catalog: Catalog) -> int:
+    """The all_reduce bus bandwidth in GB/s a run across the pool's nodes must reach: the node's
+    scale-out line rate (compute NICs x NIC speed / 8) times the catalog's share for the pool's
+    fabric type (table nccl_busbw), rounded down; 0, meaning no floor, for a pool on no fabric or
+    on a fabric type without a row. The floor holds where the run stays inside one NVLink domain
+    too (NVL72): NVLink is faster than the NICs, so it is then a loose floor, never a false one."""
+    share = catalog.nccl_busbw.get(pool.fabric_type or "")
+    if share is None:
+        return 0
+    system = catalog.systems[pool.system]
+    return int(system.compute_nics * system.nic_gbps / 8 * share.efficiency)
 
 
 def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
@@ -266,6 +320,12 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
             "gpu_health_gpus": pool.gpus_per_node,
             "gpu_health_nvlink": pool.nvlink_domain_gpus > 1,
             "gpu_health_fabric_manager": pool.fabric_manager,
+            # The multi-node checks: one all_reduce per pool, through the pool's Slurm partition
+            # (render/slurm names it after the pool), and every node's view of its IMEX domain.
+            "gpu_health_pool": pool.name,
+            "gpu_health_slurm_partition": pool.name if cluster is not None else "",
+            "gpu_health_nccl_multinode_min_busbw": nccl_busbw_floor(pool, catalog),
+            "gpu_health_imex": pool.imex,
         })
     if pool.mig:
         # The plan's layout for every GPU, in the order the nvidia_mig role creates the instances.

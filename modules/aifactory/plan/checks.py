@@ -792,6 +792,23 @@ def dcgm(ctx: Context):
         yield Issue(_sw(ctx, "dcgm"), f"{row.package} needs driver >= {row.min_driver}", "raise the driver")
 
 
+@check("gdrcopy", "software", "error",
+       "a pinned GDRCopy release must be published in NVIDIA's redist folder for the lock's CUDA major")
+def gdrcopy(ctx: Context):
+    lock, pin = ctx.lock, ctx.factory.software.gdrcopy
+    if lock is None or lock.driver is None or not pin or lock.gdrcopy is not None:
+        return
+    if not lock.cuda:
+        yield Issue(("software", "gdrcopy"), f"GDRCopy {pin} is published per CUDA major, and the lock has no CUDA",
+                    "pin software.cuda")
+        return
+    major = int(lock.cuda.split(".")[0])
+    known = sorted((r.version for r in ctx.catalog.rows["gdrcopy"] if r.cuda_major == major), key=version_key)
+    yield Issue(("software", "gdrcopy"), f"the catalog has no GDRCopy {pin} for CUDA {major} (table gdrcopy)",
+                f"use one of {', '.join(known)}" if known else
+                f"the catalog has no GDRCopy for CUDA {major}; lock another CUDA or add the row as a catalog overlay")
+
+
 @check("non-nvidia", "software", "warning",
        "the NVIDIA software lock does not apply to other vendors' GPUs")
 def non_nvidia(ctx: Context):

@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, S
 
 from ..catalog import MIG_COMPUTE_SLICES, MIG_PROFILE_PATTERN
 from ..errors import AifactoryError, format_path
+from ..spec.models import GdrcopyVersion
 from ..fields import (
     CatalogId,
     Cidr,
@@ -54,6 +55,15 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class GdrcopyBuild(_Frozen):
+    """The GDRCopy build of the lock: the release, its package revision, and the CUDA major of
+    NVIDIA's redist folder it comes from (``CUDA 13.0/``; catalog table gdrcopy)."""
+
+    version: GdrcopyVersion
+    revision: StrictInt = Field(ge=1, le=999)
+    cuda_major: StrictInt = Field(ge=10, le=99)
+
+
 class SoftwareLock(_Frozen):
     driver: Optional[DriverVersion] = None
     driver_branch: Optional[DriverBranch] = None
@@ -67,6 +77,8 @@ class SoftwareLock(_Frozen):
     dcgm_package: Optional[str] = Field(None, pattern=PACKAGE_NAME)
     dcgm_major: Optional[int] = Field(None, ge=1, le=99)
     nccl: Optional[PackageVersion] = None
+    # Only where the spec pins software.gdrcopy; plan files of other factories leave it out (to_dict).
+    gdrcopy: Optional[GdrcopyBuild] = None
     os: NodeOs
     # The Slurm release the OS ships in its own repository (plan.software.SLURM_BY_OS); None where
     # it has none (RHEL: EPEL's or a site build). Rendered Slurm files are written for it, and the
@@ -377,6 +389,8 @@ class Plan(_Frozen):
         data.update(self.model_dump(mode="json"))
         if not self.catalog_overlay:  # a plan made with the packaged catalog alone says nothing of it
             del data["catalog_overlay"]
+        if data["software"]["gdrcopy"] is None:  # nor a lock without GDRCopy
+            del data["software"]["gdrcopy"]
         for pool in data["pools"]:  # nor does a pool without MIG: plan files of such factories stay as they were
             if not pool["mig"]:
                 del pool["mig"]

@@ -8,7 +8,7 @@ from typing import Optional
 
 from ..catalog import Catalog, CatalogError, PackageName, System, version_key
 from ..spec.models import Software
-from .model import PACKAGE_NAME, SoftwareLock
+from .model import PACKAGE_NAME, GdrcopyBuild, SoftwareLock
 
 DEFAULT_DCGM_MAJOR = 4
 # Slurm in each OS's own repository (DOMAIN facts: Debian 12 22.05, Ubuntu 22.04 21.08, Ubuntu
@@ -188,6 +188,14 @@ def default_branch(catalog: Catalog, software: Software) -> str:
     return choice.branch
 
 
+def gdrcopy_build(catalog: Catalog, version: str, cuda: str) -> GdrcopyBuild | None:
+    """The build of GDRCopy ``version`` in NVIDIA's redist folder for the CUDA major of ``cuda``
+    (catalog table gdrcopy); None where the catalog has none (the ``gdrcopy`` check says so)."""
+    major = int(cuda.split(".")[0])
+    row = next((r for r in catalog.rows["gdrcopy"] if r.version == version and r.cuda_major == major), None)
+    return GdrcopyBuild(version=row.version, revision=row.revision, cuda_major=row.cuda_major) if row else None
+
+
 def resolve(catalog: Catalog, software: Software, systems: list[System]) -> SoftwareLock:
     """Pure resolution; inconsistencies are reported by the named checks, not here."""
     nvidia = [s for s in systems if s.gpu.vendor == "nvidia"]
@@ -216,6 +224,7 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
     dcgm_package = software.dcgm_package or (dcgm_row.package if dcgm_row else None)
     nccl_row = catalog.nccl_for(cuda) if cuda else None
     nccl = software.nccl or (f"{nccl_row.version}+cuda{nccl_row.cuda_build}" if nccl_row else None)
+    gdrcopy = gdrcopy_build(catalog, software.gdrcopy, cuda) if software.gdrcopy and cuda else None
     return SoftwareLock(
         driver=driver,
         driver_branch=branch,
@@ -229,6 +238,7 @@ def resolve(catalog: Catalog, software: Software, systems: list[System]) -> Soft
         dcgm_package=dcgm_package,
         dcgm_major=dcgm_major,
         nccl=nccl,
+        gdrcopy=gdrcopy,
         os=software.os,
         slurm=slurm_release(software.os),
     )

@@ -47,7 +47,8 @@ def lock(plan: Plan, catalog: Catalog) -> dict:
     """Every pinned version, and the package each pin applies to, named for the lock's OS family
     by :func:`aifactory.plan.software.packages`, the function the inventory hands the roles their
     names from. A package whose version is not pinned (NVLSM) is listed with ``*``; dnf module
-    streams (RHEL) are listed apart, under ``module_streams``, only where there are any."""
+    streams (RHEL) are listed apart, under ``module_streams``, only where there are any. GDRCopy,
+    where the lock has it, is listed with its packages at ``<version>-<revision>``."""
     sw = plan.software
     named = software.packages(sw, catalog).values()
     out = {
@@ -61,6 +62,15 @@ def lock(plan: Plan, catalog: Catalog) -> dict:
     streams = sorted(p.name for p in named if p.stream)
     if streams:
         out["module_streams"] = streams
+    if sw.gdrcopy is None:  # a lock without GDRCopy says nothing of it: such lock files stay as they were
+        del out["software"]["gdrcopy"]
+    else:  # GDRCopy's packages, named as the inventory names the gdrcopy role's files
+        from ..inventory.plan import gdrcopy_files
+
+        listed = gdrcopy_files(sw, "x86_64")
+        for entry in listed["packages"] + listed["tests"]:
+            out["packages"][entry["name"]] = f"{sw.gdrcopy.version}-{sw.gdrcopy.revision}"
+        out["packages"] = dict(sorted(out["packages"].items()))
     return out
 
 

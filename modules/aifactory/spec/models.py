@@ -54,6 +54,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
+# A GDRCopy release as NVIDIA numbers it (2.5.1, 2.6): it reaches file names and URLs of NVIDIA's
+# redist folder and a dnf version lock. Which releases exist is the catalog's (table gdrcopy).
+GdrcopyVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,2}\.[0-9]{1,2}(\.[0-9]{1,2})?$")]
+
+
 class Software(_Model):
     """The pinned NVIDIA stack. Leave fields unset to resolve them from the catalog."""
 
@@ -68,6 +73,8 @@ class Software(_Model):
     dcgm: Optional[Literal[3, 4]] = Field(None, description="DCGM major version")
     dcgm_package: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9.+-]{0,63}$")
     nccl: Annotated[Optional[PackageVersion], LooseStr] = Field(None, description="libnccl2 version, e.g. '2.28.9-1'")
+    gdrcopy: Annotated[Optional[GdrcopyVersion], LooseStr] = Field(
+        None, description="GDRCopy release from NVIDIA's redist folder, e.g. '2.6'; unset: GDRCopy is not installed")
     os: NodeOs = "ubuntu-24.04"
 
 
