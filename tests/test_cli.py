@@ -151,5 +151,7 @@ def test_version_help_and_completion():
     short, long = cli("validate", "-h"), cli("validate", "--help")
     assert short.returncode == 0 and short.stdout == long.stdout and "FILE:LINE" in short.stdout
     assert "--install-completion" in cli("-h").stdout
+    # The exit codes are documented where users look first.
+    assert "Exit codes: 0 ok, 1 error, 2 usage, 3 drift or changes" in " ".join(cli("-h").stdout.split())
     completion = cli("--show-completion", "bash")
     assert completion.returncode == 0 and "_aifactory_completion" in completion.stdout

@@ -13,9 +13,16 @@ import typer
 from .errors import AifactoryError, SpecError
 from .text import plural
 
+# Exit codes, the same for every command: 0 ok, 1 an error (bad input, a failed check or run),
+# 2 a usage error (click's own), 3 drift or changes found where the caller asked to be told
+# (`render --check`, `diff --exit-code`), so a pipeline can tell "the plan moved" from "it broke".
+EXIT_ERROR, EXIT_DRIFT = 1, 3
+
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Declare an AI factory once; plan, deploy and configure it everywhere.")
+                  help="Declare an AI factory once; plan, deploy and configure it everywhere.",
+                  epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 drift or changes "
+                         "(render --check, diff --exit-code).")
 
 # The distributions whose versions `--version` reports beside aifactory's own: what a bug report
 # needs. Read from the installed metadata, so no SDK is imported to answer.
@@ -351,7 +358,7 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml or 
 @app.command()
 def render(file: Path = typer.Argument(..., help="factory.yaml, or a reviewed plan.json"),
            out: str = typer.Option(..., "--out", "-o", help="deployment directory to write"),
-           check: bool = typer.Option(False, "--check", help="write nothing; exit 1 listing files that differ"),
+           check: bool = typer.Option(False, "--check", help="write nothing; exit 3 listing files that differ"),
            force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
                                       "create (its other files are left alone)")) -> None:
     """Render the deployment directory (inventory, Slurm, NCCL, DCGM, Prometheus, cloud-init, lock, diagrams)."""
@@ -367,7 +374,7 @@ def render(file: Path = typer.Argument(..., help="factory.yaml, or a reviewed pl
         if result.drift:
             _err(f"{out}: {len(result.changed) + len(result.missing) + len(result.extra)} file(s) differ from the plan; "
                  f"run `aifactory render {file} --out {out}`")
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_DRIFT)
         typer.echo(f"{out}: up to date ({result.unchanged} files)")
         return
     for p in result.written:
@@ -396,7 +403,7 @@ def diff(old: Path = typer.Argument(..., help="the plan before the change: plan.
     out = {PlanFormat.json: plan_diff.to_json, PlanFormat.markdown: plan_diff.to_markdown}.get(format, plan_diff.to_text)
     sys.stdout.write(out(d))
     if exit_code and not d.empty:
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_DRIFT)
 
 
 @app.command()

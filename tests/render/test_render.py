@@ -70,14 +70,18 @@ def test_rerun_writes_nothing_and_check_reports_drift(tmp_path):
     (out / "stray.txt").write_text("x")
     before = _tree(out)
     r = _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out), "--check")
-    assert r.returncode == 1
+    assert r.returncode == 3, "drift has its own exit code, apart from errors (1) and usage (2)"
     assert f"changed: {out}/nccl/aws/nccl.conf" in r.stdout
     assert f"missing: {out}/slurm/dc1/gres.conf" in r.stdout
     assert "stray.txt" not in r.stdout, "files no render wrote are not the drift gate's to judge"
     assert _tree(out) == before, "--check must write nothing"
     # Files a render wrote that another spec no longer has are extra.
     r = _cli("render", "stacks/lab/factory.yaml", "--out", str(out), "--check")
-    assert r.returncode == 1 and f"extra: {out}/inventory/group_vars/pool_aws.yml" in r.stdout
+    assert r.returncode == 3 and f"extra: {out}/inventory/group_vars/pool_aws.yml" in r.stdout
+    # An error is not drift: a spec that does not load exits 1, a usage error 2.
+    (tmp_path / "broken.yaml").write_text("name: [\n")
+    assert _cli("render", str(tmp_path / "broken.yaml"), "--out", str(out), "--check").returncode == 1
+    assert _cli("render", "stacks/lab/factory.yaml", "--check").returncode == 2  # --out is required
     assert _tree(out) == before
     r = _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out))
     assert "2 written" in r.stdout
