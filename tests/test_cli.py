@@ -155,3 +155,16 @@ def test_version_help_and_completion():
     assert "Exit codes: 0 ok, 1 error, 2 usage, 3 drift or changes" in " ".join(cli("-h").stdout.split())
     completion = cli("--show-completion", "bash")
     assert completion.returncode == 0 and "_aifactory_completion" in completion.stdout
+
+
+def test_every_environment_variable_is_documented():
+    """Each AIFACTORY_* variable the code reads has a row in the README's table."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for path in (root / "modules" / "aifactory").rglob("*.py"):
+        read |= set(re.findall(r"\"(AIFACTORY_[A-Z_]+)\"", path.read_text()))
+    documented = set(re.findall(r"^\| `(AIFACTORY_[A-Z_]+)` \|", (root / "README.md").read_text(), re.M))
+    assert read and read <= documented, sorted(read - documented)
