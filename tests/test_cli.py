@@ -168,3 +168,17 @@ def test_every_environment_variable_is_documented():
         read |= set(re.findall(r"\"(AIFACTORY_[A-Z_]+)\"", path.read_text()))
     documented = set(re.findall(r"^\| `(AIFACTORY_[A-Z_]+)` \|", (root / "README.md").read_text(), re.M))
     assert read and read <= documented, sorted(read - documented)
+
+
+def test_configure_takes_a_vars_file_by_path(tmp_path):
+    """`-e @FILE` hands a variables file (the secrets of slurm.yml) to ansible-playbook by path:
+    a missing one is a one-line error, and ansible-playbook itself reads the one given."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+    missing = cli("configure", str(inventory), "--check", "-e", f"@{tmp_path / 'secrets.yml'}")
+    assert missing.returncode == 1 and "secrets.yml does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text("munge_key: [unclosed\n")
+    run = cli("configure", str(inventory), "--check", "--tags", "nothing", "-e", f"@{broken}")
+    assert run.returncode == 1 and "broken.yml" in run.stdout + run.stderr, run.stdout + run.stderr

@@ -408,24 +408,30 @@ def diff(old: Path = typer.Argument(..., help="the plan before the change: plan.
 
 @app.command()
 def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifactory inventory --out DIR) or file"),
-              playbook: str = typer.Option("site.yml", "--playbook", "-p", help="site.yml, upgrade.yml or health.yml"),
+              playbook: str = typer.Option("site.yml", "--playbook", "-p", help="site.yml, upgrade.yml, health.yml or slurm.yml"),
               check: bool = typer.Option(False, "--check", help="dry run: report what would change"),
               limit: Optional[str] = typer.Option(None, "--limit", "-l", help="host pattern to restrict the run to"),
               tags: Optional[str] = typer.Option(None, "--tags", "-t", help="only tasks with these tags"),
               skip_tags: Optional[str] = typer.Option(None, "--skip-tags", help="skip tasks with these tags"),
-              extra: Optional[list[str]] = typer.Option(None, "--extra-vars", "-e", help="KEY=VALUE, repeatable")) -> None:
+              extra: Optional[list[str]] = typer.Option(None, "--extra-vars", "-e",
+                                                        help="KEY=VALUE, or @FILE of variables (a secrets file, "
+                                                             "ansible-vault encrypted or not); repeatable")) -> None:
     """Configure nodes: run a playbook with live progress and a per-host summary; exit 1 naming failed hosts."""
     from . import configure as configuring
 
-    extravars = {}
+    extravars, vars_files = {}, []
     for item in extra or []:
+        if item.startswith("@"):
+            # Handed to ansible-playbook by path, never read or copied by aifactory (configure.run).
+            vars_files.append(Path(item[1:]))
+            continue
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
             raise AifactoryError(f"--extra-vars {item!r}: expected KEY=VALUE")
         extravars[key] = value
     console = _console(soft_wrap=True)  # one line per task, also in CI logs
     result = configuring.run(inventory, playbook, check=check, limit=limit, tags=tags, skip_tags=skip_tags,
-                             extravars=extravars, console=console)
+                             extravars=extravars, vars_files=vars_files, console=console)
     console.print(configuring.summary_table(result))
     if result.failed_hosts:
         _err(f"aifactory: {playbook} failed on {len(result.failed_hosts)} host(s): {', '.join(result.failed_hosts)}")
