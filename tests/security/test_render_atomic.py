@@ -201,14 +201,14 @@ def test_failed_write_is_one_line_through_the_cli_and_leaves_no_temp_file(specs,
     assert _content(tree) != _content(old) and _content(tree) != _content(new), "the failure was not part-way"
 
     code, stdout, stderr = _cli(capsys, "render", dst, "--out", out, "--check")
-    assert code == 1 and "differ from the plan" in stderr
+    assert code == 3 and "differ from the plan" in stderr  # drift
     assert _cli(capsys, "render", dst, "--out", out)[0] == 0
     assert _tree(out) == new
     code, stdout, stderr = _cli(capsys, "render", dst, "--out", out, "--check")
     assert code == 0, stdout + stderr
 
 
-def test_killed_render_then_check_exits_1_and_a_plain_rerun_converges(specs, tmp_path, capsys):
+def test_killed_render_then_check_reports_drift_and_a_plain_rerun_converges(specs, tmp_path, capsys):
     """Killed between two file writes (the exception stands for the process dying there)."""
     (src, old), (dst, new) = specs["base"], specs["grown"]
     out = tmp_path / "deploy"
@@ -224,10 +224,10 @@ def test_killed_render_then_check_exits_1_and_a_plain_rerun_converges(specs, tmp
     assert _content(_tree(out)) != _content(old)
 
     code, stdout, stderr = _cli(capsys, "render", dst, "--out", out, "--check")
-    assert code == 1, stdout + stderr
+    assert code == 3, stdout + stderr  # drift
     assert any(line.startswith(("changed: ", "missing: ")) for line in stdout.splitlines()), stdout
     # The previous spec's check sees the half-written state too: nothing claims to be up to date.
-    assert _cli(capsys, "render", src, "--out", out, "--check")[0] == 1
+    assert _cli(capsys, "render", src, "--out", out, "--check")[0] == 3
     code, stdout, stderr = _cli(capsys, "render", dst, "--out", out)
     assert code == 0, stderr
     assert _tree(out) == new
