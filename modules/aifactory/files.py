@@ -277,9 +277,15 @@ class Folder:
                 return self
             try:
                 root.mkdir(parents=True, mode=self.dir_mode)
+            except FileExistsError:
+                # Another run made it between the look and the mkdir: the lock below decides which
+                # run writes. Anything but a real folder there now is refused as above.
+                if root.is_symlink() or not root.is_dir():
+                    raise AifactoryError(f"{root}: exists and is not a folder") from None
             except OSError as exc:
                 raise AifactoryError(f"{root}: cannot create the folder: {exc.strerror}") from None
-            self.created = True
+            else:
+                self.created = True
         try:
             self._fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:

@@ -247,3 +247,29 @@ def test_json_is_bounded(text):
                                  ".aifactory-render.json", "a/\x00", "-rf"])
 def test_unsafe_relative_paths_are_refused(rel):
     assert files.safe_relpath(rel) is None
+
+
+def test_a_folder_another_run_creates_first_is_locked_not_refused(tmp_path):
+    """Two runs look, see no folder, and both mkdir: the loser's mkdir finds it made. That is not an
+    error: the lock decides which run writes (found as "cannot create the folder: File exists"
+    when two renders started at once). Anything but a real folder in its place is refused."""
+    out = tmp_path / "deploy"
+
+    def made_by_the_other_run(self, *args, **kwargs):
+        os.mkdir(out)  # the other run's mkdir, a moment earlier
+        raise FileExistsError(17, "File exists", str(out))
+
+    with mock.patch.object(Path, "mkdir", made_by_the_other_run):
+        with files.Folder(out, MANIFEST) as folder:
+            assert not folder.created and out.is_dir()
+    target = tmp_path / "elsewhere"
+    target.write_text("x")
+
+    def symlink_by_the_other_run(self, *args, **kwargs):
+        (tmp_path / "planted").symlink_to(target)
+        raise FileExistsError(17, "File exists", str(tmp_path / "planted"))
+
+    with mock.patch.object(Path, "mkdir", symlink_by_the_other_run):
+        with pytest.raises(AifactoryError, match="exists and is not a folder"):
+            with files.Folder(tmp_path / "planted", MANIFEST):
+                pass
