@@ -18,6 +18,8 @@ import pytest
 from aifactory import catalog as catalogs
 from aifactory.configure.rootfs import INCLUDE, default_cache_dir, ensure_rootfs
 from tests.conftest import need_root, require_tool
+# The chroot helper and the per-test fact cache of the configure tests serve these trees too.
+from tests.configure.conftest import fact_cache, in_root  # noqa: F401
 
 from . import repository
 
@@ -141,16 +143,3 @@ def node(tmp_path_factory, served):
     yield make
     for path in mounted:
         subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def in_root(root: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SYSTEMD_OFFLINE="1")
-    return subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True, env=env)
-
-
-@pytest.fixture
-def fact_cache(tmp_path, monkeypatch) -> Path:
-    """Facts of one test never leak into another (the hosts share names)."""
-    path = tmp_path / "facts"
-    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN_CONNECTION", str(path))
-    return path

@@ -263,36 +263,8 @@ def _deb_relation(name: str, op: str, version: str) -> str:
 def build_apt(repo: Repository, out: Path, gpg_home: Path, key_file: str, *, origin: str = "aifactory-stand-in") -> Path:
     """A flat apt repository of ``repo`` in ``out``: Packages, signed Release/InRelease, the key."""
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="debs-"))
-    try:
-        for stub in repo.stubs:
-            tree = work / f"{stub.name}_{stub.deb_version}"
-            (tree / "DEBIAN").mkdir(parents=True)
-            fields = {
-                "Package": stub.name, "Version": stub.deb_version, "Architecture": "amd64",
-                "Maintainer": "aifactory <root@localhost>", "Section": "misc", "Priority": "optional",
-                "Depends": ", ".join(_deb_relation(*d) for d in stub.depends),
-                "Conflicts": ", ".join(stub.conflicts), "Replaces": ", ".join(stub.conflicts),
-                "Provides": ", ".join(stub.provides),
-                "Description": f"stand-in for {stub.name}",
-            }
-            (tree / "DEBIAN/control").write_text("".join(f"{k}: {v}\n" for k, v in fields.items() if v))
-            for command in stub.commands:
-                path = tree / "usr/bin" / command
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(_script(stub, command))
-                path.chmod(0o755)
-            for unit in stub.units:
-                path = tree / "lib/systemd/system" / f"{unit}.service"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(_unit(stub, unit))
-            marker = tree / "usr/share/aifactory-stand-in" / stub.name
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(stub.deb_version + "\n")
-            _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", str(tree),
-                  str(out / f"{stub.name}_{stub.deb_version.replace(':', '%3a')}_amd64.deb")])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for stub in repo.stubs:
+        _deb_file(stub, out / f"{stub.name}_{stub.deb_version.replace(':', '%3a')}_amd64.deb")
     packages = _run(["apt-ftparchive", "packages", "."], cwd=out).stdout
     (out / "Packages").write_text(packages)
     with gzip.open(out / "Packages.gz", "wt") as handle:
@@ -457,7 +429,7 @@ def gdrcopy_redist(catalog: Catalog, os_id: str) -> dict[str, list[tuple[str, St
 
 
 def _deb_file(stub: Stub, path: Path) -> None:
-    """One .deb of ``stub`` at ``path`` (the same package shape as :func:`build_apt` writes)."""
+    """One .deb of ``stub`` at ``path``: its relations, commands, units and marker file."""
     with tempfile.TemporaryDirectory(prefix="deb-") as work:
         tree = Path(work) / stub.name
         (tree / "DEBIAN").mkdir(parents=True)
@@ -465,6 +437,8 @@ def _deb_file(stub: Stub, path: Path) -> None:
             "Package": stub.name, "Version": stub.deb_version, "Architecture": "amd64",
             "Maintainer": "aifactory <root@localhost>", "Section": "misc", "Priority": "optional",
             "Depends": ", ".join(_deb_relation(*d) for d in stub.depends),
+            "Conflicts": ", ".join(stub.conflicts), "Replaces": ", ".join(stub.conflicts),
+            "Provides": ", ".join(stub.provides),
             "Description": f"stand-in for {stub.name}",
         }
         (tree / "DEBIAN/control").write_text("".join(f"{k}: {v}\n" for k, v in fields.items() if v))
@@ -473,6 +447,10 @@ def _deb_file(stub: Stub, path: Path) -> None:
             script.parent.mkdir(parents=True, exist_ok=True)
             script.write_text(_script(stub, command))
             script.chmod(0o755)
+        for unit in stub.units:
+            service = tree / "lib/systemd/system" / f"{unit}.service"
+            service.parent.mkdir(parents=True, exist_ok=True)
+            service.write_text(_unit(stub, unit))
         marker = tree / "usr/share/aifactory-stand-in" / stub.name
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(stub.deb_version + "\n")
