@@ -13,12 +13,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job on this machine: plan, provision two lab nodes, render, configure, health and
-# summary (needs root for chroot), then the cloud side offline: the multi-cloud stack's
-# resource tree under Pulumi's mock engine, with the policy pack.
+# The main job on this machine: plan, provision two lab nodes, render, configure them (site.yml,
+# then the Slurm control plane), start the cluster in its own network namespaces, run a two-node
+# job and show its accounting record, health and summary (needs root for chroot and namespaces),
+# then the cloud side offline: the multi-cloud stack's resource tree under Pulumi's mock engine,
+# with the policy pack. The lab cluster keeps running; `.venv/bin/aifactory down stacks/lab` stops it.
 demo: $(STAMP)
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make demo builds lab nodes with chroot: run it as root (sudo make demo)" >&2; exit 1; fi
-	command -v debootstrap >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap)
+	command -v debootstrap >/dev/null && command -v ip >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap iproute2)
 	$(VENV)/bin/aifactory validate stacks/lab/factory.yaml
 	$(VENV)/bin/aifactory up stacks/lab
 	$(VENV)/bin/aifactory preview stacks/multicloud --policy

@@ -78,7 +78,10 @@ class Provider:
     * ``systems_from``: the catalog provider whose systems the pools run (the lab runs on-prem ones);
     * ``cloud_init``: nodes boot with the rendered cloud-init user data;
     * ``region_key``: the stack config key that sets the region the provider's resources are
-      created in (``aws:region``), checked against the sites by the ``stack-region`` check.
+      created in (``aws:region``), checked against the sites by the ``stack-region`` check;
+    * ``chroot_nodes``: its nodes are root filesystems that run under chroot on one machine (the
+      lab): no cgroup hierarchy of their own and not the hardware the catalog models, so Slurm
+      gets its cgroup-free plugins and takes the node lines as configured.
     """
 
     name: str
@@ -94,6 +97,7 @@ class Provider:
     systems_from: str = ""
     cloud_init: bool = False
     region_key: Optional[str] = None
+    chroot_nodes: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -247,7 +251,7 @@ ONPREM = Provider("onprem", "aifactory.components.onprem:GpuPool", title="on-pre
 
 # Chroot nodes on the local machine (``aifactory lab``): nothing for Pulumi to create.
 LAB = Provider("lab", None, title="lab", on_site=True, systems_from="onprem",
-               inventory_fields={"connection": "chroot"})
+               inventory_fields={"connection": "chroot"}, chroot_nodes=True)
 
 BUILTIN: Mapping[str, Provider] = MappingProxyType({p.name: p for p in (AWS, GCP, AZURE, OCI, ONPREM, LAB)})
 

@@ -1,5 +1,5 @@
 """The Slurm control plane for real: the roles run into two Debian 12 root filesystems, then the
-daemons they set up are started there and a job runs.
+daemons they set up are started there and jobs run.
 
 The factory is tests/configure/two-nodes.yaml, with no ``slurm:`` section: the plan puts the
 controller and accounting on the first node of its Slurm pool. So ``gpu-0001`` (controller,
@@ -7,26 +7,21 @@ slurmdbd, MariaDB, and a compute node too) and ``gpu-0002`` (compute) are two tr
 cached debootstrap tarball, configured through community.general.chroot by playbooks/slurm.yml
 from the inventory `aifactory inventory` writes: its controller and accounting groups, the
 rendered configuration for the controller, and the configless server for the nodes.
-Each then gets its own network namespace, joined by a veth pair (10.231.0.1 and .2), and its own
-hostname; every daemon runs in its tree, in its namespace, and all Slurm traffic stays there.
-Nothing here runs systemd, so the test starts each daemon the way its unit would (slurmd with
-the SLURMD_OPTIONS the role wrote) and stops every process it started, even on failure.
+The lab's own cluster (:class:`aifactory.lab.cluster.LabCluster`) then gives each tree a network
+namespace on a bridge, a host name, and the /dev/nvidiaN files gres.conf names, and starts each
+daemon the way its unit would; it stops every process it started, even on failure.
 
-slurm.conf is the one `aifactory render` writes, SlurmctldHost, configless and accounting lines
-included, with only the edits a chroot without cgroups or GPUs forces (listed below); they reach
-the controller as host variables over the inventory's group variables.
+Every rendered file reaches the controller unchanged: the pool is a lab pool, so slurm.conf and
+cgroup.conf already carry the cgroup-free plugins a chroot needs and take the modelled HGX H100
+(224 CPUs, 8 GPUs) as configured.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import re
 import secrets
-import shlex
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +32,7 @@ import yaml
 
 from aifactory import lab
 from aifactory.configure.rootfs import default_cache_dir, ensure_rootfs
+from aifactory.lab.cluster import MARIADB, MUNGED, SLURMCTLD, SLURMDBD, LabCluster, slurmd, wait_for
 from tests.conftest import need_root, require_tool
 from tests.configure.conftest import HERE, chroot_inventory, in_root
 
@@ -48,133 +44,7 @@ BIN = Path(sys.executable).parent
 FACTORY = HERE / "two-nodes.yaml"
 # The plan's controller (the first node of the first Slurm pool) and the other node.
 CTL, NODE = "gpu-0001", "gpu-0002"
-ADDRESSES = {CTL: "10.231.0.1", NODE: "10.231.0.2"}
 SITE = "lab"
-
-# Only what the chroot forces, nothing a controller needs: a chroot has no cgroup hierarchy of its
-# own (and no systemd to delegate one), no GPUs and no PMIx library, so Slurm's cgroup-free plugins
-# instead. slurmd 22.05 loads a cgroup plugin even then; naming cgroup/v1 skips the autodetection,
-# which fails without /sys/fs/cgroup, and v1's init touches no hierarchy.
-CHROOT_SETTINGS = {
-    "ProctrackType": "proctrack/linuxproc",
-    "TaskPlugin": "task/none",
-    "JobAcctGatherType": "jobacct_gather/linux",
-    "MpiDefault": "none",
-    "PrologFlags": None,  # Contain needs proctrack/cgroup
-}
-CHROOT_CGROUP = "CgroupPlugin=cgroup/v1\n"
-
-
-def set_setting(text: str, key: str, value: str | None) -> str:
-    """``key=value`` in place of the rendered line (dropped for None)."""
-    line = re.compile(rf"^{key}=.*\n", re.M)
-    assert line.search(text), f"{key} is not in the rendered slurm.conf"
-    return line.sub("" if value is None else f"{key}={value}\n", text, count=1)
-
-
-def lab_slurm_conf(rendered: str) -> str:
-    """The rendered slurm.conf with the chroot's settings."""
-    text = rendered
-    for key, value in CHROOT_SETTINGS.items():
-        text = set_setting(text, key, value)
-    # The catalog's HGX H100 (224 CPUs, 8 GPUs) is not this machine: one CPU and 1000 MiB is
-    # less than any runner has, and slurmd accepts a node larger than configured. No GPUs: no Gres
-    # on the node line, and no gres.conf (it names /dev/nvidia*, which slurmd checks).
-    node = re.search(r"^NodeName=gpu-\[0001-0002\] .*$", text, re.M)
-    assert node, text
-    fields = dict(f.split("=", 1) for f in node.group(0).split())
-    kept = {k: fields[k] for k in ("NodeName", "Features", "State")}
-    line = " ".join(f"{k}={v}" for k, v in {**kept, "CPUs": 1, "RealMemory": 1000}.items())
-    return text.replace(node.group(0), line)
-
-
-class Cluster:
-    """Two trees, two network namespaces, and every process started in them."""
-
-    def __init__(self, base: Path, cache: Path) -> None:
-        tag = f"{os.getpid() % 100000}"
-        self.roots = {CTL: base / "ctl", NODE: base / "node"}
-        self.ns = {CTL: f"aifactory-slurm-{tag}-ctl", NODE: f"aifactory-slurm-{tag}-node"}
-        self.logs = base / "logs"
-        self.logs.mkdir()
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.stack = contextlib.ExitStack()
-        for root in self.roots.values():
-            ensure_rootfs(root, cache)
-        self.stack.enter_context(lab.proc_mounted([lab.LabNode(h, "slurm", r) for h, r in self.roots.items()]))
-
-    def network(self) -> None:
-        for host, ns in self.ns.items():
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-        tag = self.ns[CTL].split("-")[2]
-        ends = {CTL: f"aif{tag}c", NODE: f"aif{tag}n"}
-        subprocess.run(["ip", "link", "add", ends[CTL], "netns", self.ns[CTL], "type", "veth",
-                        "peer", "name", ends[NODE], "netns", self.ns[NODE]], check=True)
-        for host, ns in self.ns.items():
-            subprocess.run(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{ADDRESSES[host]}/24",
-                            "dev", ends[host]], check=True)
-            subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", ends[host], "up"], check=True)
-        # What DNS would say on a real cluster (the rendered slurm.conf asks for it).
-        hosts = "127.0.0.1 localhost\n" + "".join(f"{a} {h}\n" for h, a in ADDRESSES.items())
-        for root in self.roots.values():
-            (root / "etc/hosts").write_text(hosts)
-
-    def run(self, host: str, *argv: str, input: str | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
-        """A command in ``host``'s tree and network namespace (never on this machine's network)."""
-        return subprocess.run(["ip", "netns", "exec", self.ns[host], "chroot", str(self.roots[host]), *argv],
-                              input=input, capture_output=True, text=True, timeout=timeout)
-
-    def start(self, host: str, name: str, script: str) -> subprocess.Popen:
-        """``script`` (sh, in the tree) under ``host``'s hostname, in its own session."""
-        log = open(self.logs / f"{name}.log", "w")
-        argv = ["ip", "netns", "exec", self.ns[host], "unshare", "--uts", "chroot", str(self.roots[host]),
-                "/bin/sh", "-c", f"hostname {host} && exec {script}"]
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.procs.append((name, proc))
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def _ours(self) -> set[int]:
-        """Every process in our namespaces or trees (slurmstepd included), by its id."""
-        pids = {p.pid for _, p in self.procs if p.poll() is None}
-        for ns in self.ns.values():
-            listed = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
-            pids |= {int(p) for p in listed.stdout.split()}
-        roots = tuple(str(r.resolve()) for r in self.roots.values())
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    if os.readlink(entry / "root").startswith(roots):
-                        pids.add(int(entry.name))
-        pids.discard(os.getpid())
-        return pids
-
-    def close(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            for pid in self._ours():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while self._ours() and time.monotonic() < deadline:
-                for _, proc in self.procs:
-                    proc.poll()
-                time.sleep(0.2)
-        for _, proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=1)
-        for ns in self.ns.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        self.stack.close()
-        # Two trees are 1.5 GB: gone once nothing is mounted in them (the daemon logs stay).
-        with open("/proc/mounts", encoding="utf-8") as fh:
-            mounts = [line.split()[1] for line in fh]
-        for root in self.roots.values():
-            if not any(m == str(root.resolve()) or m.startswith(f"{root.resolve()}/") for m in mounts):
-                shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -184,22 +54,17 @@ def cluster(tmp_path_factory):
     require_tool("ip", "iproute2")
     require_tool("unshare", "util-linux")
     cache = Path(os.environ.get("AIFACTORY_CACHE_DIR", default_cache_dir()))
-    made = Cluster(tmp_path_factory.mktemp("slurm"), cache)
+    base = tmp_path_factory.mktemp("slurm")
+    roots = {CTL: base / "ctl", NODE: base / "node"}
+    for root in roots.values():
+        ensure_rootfs(root, cache)
+    made = LabCluster(base / "state", roots)
     try:
-        yield made
+        with lab.proc_mounted([lab.LabNode(h, "gpu", r) for h, r in roots.items()]):
+            yield made
     finally:
-        made.close()
-
-
-def wait_for(what: str, probe, timeout: float = 60.0, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
+        made.stop()
+        made.network_down()
 
 
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -244,8 +109,10 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
     for line in (f"SlurmctldHost={CTL}", "SlurmctldParameters=enable_configless",
                  "AccountingStorageType=accounting_storage/slurmdbd", f"AccountingStorageHost={CTL}"):
         assert f"\n{line}\n" in rendered[f"slurm/{SITE}/slurm.conf"], line
-    slurm_conf = lab_slurm_conf(rendered[f"slurm/{SITE}/slurm.conf"])
-    cgroup_conf = rendered[f"slurm/{SITE}/cgroup.conf"] + CHROOT_CGROUP
+    slurm_conf = rendered[f"slurm/{SITE}/slurm.conf"]
+    cgroup_conf = rendered[f"slurm/{SITE}/cgroup.conf"]
+    for line in ("ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "SlurmdParameters=config_overrides"):
+        assert f"\n{line}\n" in slurm_conf, line  # a lab pool's cluster: what a chroot needs
     topology_conf = rendered[f"slurm/{SITE}/topology.conf"]
     cluster_name = re.search(r"^ClusterName=(\S+)$", slurm_conf, re.M).group(1)
 
@@ -253,11 +120,7 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
     # the controller's rendered files, the nodes' configless server, the Slurm release), and per
     # host the chroot connection; on the controller, the chroot's versions of two rendered files,
     # and no gres.conf (no GPUs here).
-    out = chroot_inventory(tmp_path / "out", {NODE: node, CTL: ctl}, factory=FACTORY, extra={CTL: {
-        "slurm_controller_conf_content": slurm_conf,
-        "slurm_controller_cgroup_conf_content": cgroup_conf,
-        "slurm_controller_gres_conf_content": "",
-    }})
+    out = chroot_inventory(tmp_path / "out", {NODE: node, CTL: ctl}, factory=FACTORY)
     inventory = out / "inventory"
     assert (inventory / "group_vars/slurm_controller_lab.yml").is_file()
     # Secrets as a secret store hands them over: a file only root reads, never in the inventory.
@@ -323,19 +186,17 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
 
     # 3. munged on both hosts, MariaDB on the controller; a credential made on the node is
     # accepted on the controller: one key.
-    cluster.network()
-    for host, root in cluster.roots.items():
-        in_root(root, "install", "-d", "-o", "munge", "-g", "munge", "-m", "0755", "/run/munge")
-        cluster.start(host, f"munged-{host}", "chroot --userspec=munge:munge / /usr/sbin/munged -F")
-        wait_for(f"munged on {host}", lambda r=root: (r / "run/munge/munge.socket.2").exists())
+    assert cluster.network_up()
+    cluster.prepare_nodes({CTL: 8, NODE: 8})  # /dev/nvidia[0-7], which gres.conf names
+    for host in (CTL, NODE):
+        assert cluster.start(host, MUNGED)
     credential = cluster.run(NODE, "munge", "-n")
     assert credential.returncode == 0, credential.stderr
     decoded = cluster.run(CTL, "unmunge", input=credential.stdout)
     assert decoded.returncode == 0 and "STATUS:          Success (0)" in decoded.stdout, decoded.stdout + decoded.stderr
     local = cluster.run(CTL, "sh", "-c", "munge -n | unmunge")
     assert local.returncode == 0, local.stdout + local.stderr
-    cluster.start(CTL, "mariadb", "/usr/sbin/mariadbd --user=mysql")
-    wait_for("MariaDB", lambda: (ctl / "run/mysqld/mysqld.sock").exists(), timeout=90)
+    assert cluster.start(CTL, MARIADB)
     lap("munged and MariaDB")
 
     # 4. With MariaDB running, the role creates the database and slurmdbd's account; nothing else changes.
@@ -350,16 +211,14 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
 
     # 5. slurmdbd, the cluster in the accounting database, slurmctld, then slurmd on both nodes
     # exactly as its unit starts it: `slurmd -D -s $SLURMD_OPTIONS`, with the options the role wrote.
-    cluster.start(CTL, "slurmdbd", "/usr/sbin/slurmdbd -D -s")
-    wait_for("slurmdbd", lambda: cluster.run(CTL, "sacctmgr", "-n", "list", "cluster").returncode == 0, timeout=60)
+    assert cluster.start(CTL, SLURMDBD)
     added = cluster.run(CTL, "sacctmgr", "-i", "add", "cluster", cluster_name)
     assert added.returncode == 0 and "Adding Cluster(s)" in added.stdout, added.stdout + added.stderr
-    cluster.start(CTL, "slurmctld", "/usr/sbin/slurmctld -D -s")
-    ping = wait_for("slurmctld", lambda: (p := cluster.run(CTL, "scontrol", "ping")).returncode == 0 and p.stdout)
+    assert cluster.start(CTL, SLURMCTLD)
+    ping = cluster.run(CTL, "scontrol", "ping").stdout
     assert f"Slurmctld(primary) at {CTL} is UP" in ping, ping
     for host in (CTL, NODE):
-        cluster.start(host, f"slurmd-{host}",
-                      "/usr/sbin/slurmd -D -s " + " ".join(map(shlex.quote, shlex.split(options[host]))))
+        assert cluster.start(host, slurmd(options[host]))
     state = wait_for("both nodes idle", lambda: (s := cluster.run(CTL, "sinfo", "-h", "-N", "-o", "%N %t").stdout)
                      and s.split() == [CTL, "idle", NODE, "idle"] and s, timeout=90)
     assert state.split() == [CTL, "idle", NODE, "idle"], state
@@ -399,10 +258,25 @@ def test_roles_set_up_a_cluster_that_runs_a_job(cluster, tmp_path):
                                                    ("wrap", NODE, "0:0")], rows
     assert rows[2][0] == job
     assert cluster_name in cluster.run(CTL, "sacctmgr", "-n", "-P", "list", "cluster", "format=cluster").stdout
-    assert "not recommended" not in cluster.log("slurmdbd")  # the InnoDB settings reached MariaDB
+    assert "not recommended" not in (cluster.logs / f"{CTL}-slurmdbd.log").read_text()  # the InnoDB settings reached MariaDB
     lap("accounting")
 
-    # 8. A run against the running cluster changes nothing.
+    # 8. A restarted controller keeps its queue: a held job survives slurmctld's restart from
+    # StateSaveLocation, then runs once released.
+    held = cluster.run(CTL, "sbatch", "-H", "-w", NODE, "-o", "/tmp/held-%j.out", "--wrap", "hostname")
+    assert held.returncode == 0, held.stdout + held.stderr
+    held_job = re.search(r"Submitted batch job (\d+)", held.stdout).group(1)
+    cluster.stop_daemon(CTL, "slurmctld")
+    assert cluster.start(CTL, SLURMCTLD)
+    queue = cluster.run(CTL, "squeue", "-h", "-j", held_job, "-o", "%i %T %r").stdout.split()
+    assert queue == [held_job, "PENDING", "JobHeldUser"], queue
+    assert cluster.run(CTL, "scontrol", "release", held_job).returncode == 0
+    wait_for("the held job to complete", lambda: (node / f"tmp/held-{held_job}.out").is_file()
+             and not cluster.run(CTL, "squeue", "-h", "-j", held_job).stdout.strip(), timeout=90)
+    assert (node / f"tmp/held-{held_job}.out").read_text() == f"{NODE}\n"
+    lap("controller restart")
+
+    # 9. A run against the running cluster changes nothing.
     recap, text = playbook(inventory, facts, "-e", f"@{vault}")
     assert recap[CTL][1] == 0 and recap[NODE][1] == 0, text
     lap("playbook: idempotent")

@@ -23,7 +23,8 @@ from rich.text import Text
 from ..errors import AifactoryError
 from ..resources import playbooks_dir
 
-# slurm.yml alone (re)configures the Slurm control plane and nodes; site.yml imports it.
+# slurm.yml (re)configures the Slurm control plane and nodes, after site.yml and with the
+# operator's secrets (-e @FILE).
 PLAYBOOKS = ("site.yml", "upgrade.yml", "health.yml", "slurm.yml")
 COUNTERS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
 SUMMARY_ROWS = 50  # a 10,000-host table helps nobody; beyond this, failed hosts and totals
@@ -61,6 +62,16 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.rc == 0 and not self.failed_hosts
+
+    def merged(self, later: "RunResult") -> "RunResult":
+        """This run followed by ``later`` (another playbook on the same hosts): counters added per host."""
+        hosts = {}
+        for name in sorted(set(self.hosts) | set(later.hosts)):
+            a, b = self.hosts.get(name, HostSummary(name)), later.hosts.get(name, HostSummary(name))
+            hosts[name] = HostSummary(name, *(getattr(a, f) + getattr(b, f) for f in
+                                              ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")))
+        return RunResult(later.status if self.ok else self.status, self.rc or later.rc, hosts,
+                         self.failures + later.failures, later.artifacts, later.output_tail)
 
 
 def _message(res: dict) -> str:

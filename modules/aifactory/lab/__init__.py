@@ -47,7 +47,7 @@ CHROOT_VARS = {
 # Packages read back from every node for the summary; the first group must carry the lock's
 # driver version (Debian's 535.261.03-1~deb12u1 is driver 535.261.03).
 DRIVER_PACKAGES = ("nvidia-smi", "libnvidia-ml1", "libnvidia-cfg1")
-OTHER_PACKAGES = ("rdma-core", "ibverbs-utils", "opensm", "slurmd", "munge")
+OTHER_PACKAGES = ("rdma-core", "ibverbs-utils", "opensm", "munge", "slurmd", "slurmctld", "slurmdbd")
 
 
 @dataclass
@@ -79,10 +79,12 @@ class UpResult:
     failed_hosts: list[str]
     reports: list[NodeReport]
     seconds: dict[str, float]
+    job: Optional["JobResult"] = None  # None where the lab has no Slurm cluster
 
     @property
     def ok(self) -> bool:
-        return self.configure_rc == 0 and not self.failed_hosts and all(r.ok for r in self.reports)
+        return (self.configure_rc == 0 and not self.failed_hosts and all(r.ok for r in self.reports)
+                and (self.job is None or self.job.ok))
 
 
 def require_root() -> None:
@@ -218,6 +220,160 @@ def check_node(node: LabNode, lock, pool_vars: dict) -> NodeReport:
     return report
 
 
+def secrets_file(state: Path) -> Path:
+    """The lab's secret store: the accounting database password, made once, readable by root only.
+    (The munge key is made by the munge role on the first controller and never leaves the nodes.)"""
+    import secrets
+
+    path = state / "secrets.yml"
+    if not path.exists():
+        state.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump({"slurm_accounting_storage_pass": secrets.token_hex(24)})
+        tmp = state / ".secrets.yml.new"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    os.chmod(path, 0o600)
+    return path
+
+
+def _cluster(state: Path, nodes: list[LabNode]):
+    from .cluster import LabCluster
+
+    return LabCluster(state, {n.name: n.root for n in nodes})
+
+
+def start_cluster(plan, nodes: list[LabNode], state: Path, inventory: Path, say=print, console=None):
+    """Network, munged, MariaDB, slurmdbd, slurmctld and slurmd, in the order they need each
+    other; what already runs is left running. Returns the cluster and the accounting re-run's result."""
+    from .. import configure
+    from .cluster import MARIADB, MUNGED, SLURMCTLD, SLURMDBD, slurmd, slurmd_options, wait_for
+
+    cluster = _cluster(state, nodes)
+    if cluster.network_up():
+        say(f"  network: {len(nodes)} namespaces on a bridge in {cluster.bridge_ns} "
+            f"({', '.join(f'{h} {a}' for h, a in sorted(cluster.address.items()))})")
+    cluster.save()
+    pools = {p.name: p for p in plan.pools}
+    cluster.prepare_nodes({n.name: pools[n.pool].gpus_per_node for n in nodes})
+    names = {n.name for n in nodes}
+    slurm_nodes = [n.name for n in nodes if pools[n.pool].scheduler == "slurm"]
+    started = []
+    for host in sorted({h for h in slurm_nodes} | {h for c in plan.slurm for h in (*c.controllers, c.accounting_host)
+                                                   if h in names}):
+        if cluster.start(host, MUNGED):
+            started.append(f"munged@{host}")
+    reran = None
+    for c in plan.slurm:
+        if c.accounting == "local" and c.accounting_host in names:
+            if cluster.start(c.accounting_host, MARIADB):
+                started.append(f"mariadbd@{c.accounting_host}")
+                # The role makes the database and slurmdbd's account once MariaDB answers.
+                reran = configure.run(inventory, "slurm.yml", vars_files=[secrets_file(state)], console=console,
+                                      artifacts_dir=state / "runner")
+                if not reran.ok:
+                    raise AifactoryError(f"lab: slurm.yml failed on {', '.join(reran.failed_hosts)} "
+                                         f"once MariaDB ran (see {state / 'runner'})")
+            if cluster.start(c.accounting_host, SLURMDBD):
+                started.append(f"slurmdbd@{c.accounting_host}")
+            # slurmctld records jobs for a cluster slurmdbd knows (accounting.html: sacctmgr add cluster).
+            name = cluster_name(state, c.site)
+            listed = cluster.run(c.accounting_host, "sacctmgr", "-n", "-P", "list", "cluster", "format=cluster")
+            if name not in listed.stdout.split():
+                added = cluster.run(c.accounting_host, "sacctmgr", "-i", "add", "cluster", name)
+                if added.returncode:
+                    raise AifactoryError(f"lab: sacctmgr add cluster {name} failed: {added.stderr.strip()}")
+        for host in c.controllers:
+            if host in names and cluster.start(host, SLURMCTLD):
+                started.append(f"slurmctld@{host}")
+    roots = {n.name: n.root for n in nodes}
+    for host in slurm_nodes:
+        if cluster.start(host, slurmd(slurmd_options(roots[host]))):
+            started.append(f"slurmd@{host}")
+    ctl = plan.slurm[0].controllers[0]
+
+    def idle():
+        state_of = cluster.run(ctl, "sinfo", "-h", "-N", "-o", "%N %t").stdout.split()
+        seen = dict(zip(state_of[::2], state_of[1::2]))
+        return all(seen.get(h) in ("idle", "mix", "alloc") for h in slurm_nodes) and seen
+    seen = wait_for("every lab node to be idle in Slurm", idle, timeout=120)
+    say(f"  started: {', '.join(started) if started else 'nothing (all running)'}; "
+        f"sinfo: {', '.join(f'{h} {s}' for h, s in sorted(seen.items()))}")
+    return cluster, reran
+
+
+def cluster_name(state: Path, site: str) -> str:
+    """``ClusterName`` of the site's rendered slurm.conf (the one slurmctld reads)."""
+    import re
+
+    conf = state / "deploy" / "slurm" / site / "slurm.conf"
+    found = re.search(r"^ClusterName=(\S+)$", conf.read_text(), re.M)
+    if not found:
+        raise AifactoryError(f"{conf}: no ClusterName")
+    return found.group(1)
+
+
+# The lab's acceptance job: a batch job on two nodes that runs hostname on each, and reads the GPUs
+# Slurm gave each node from gres.conf (CUDA_VISIBLE_DEVICES, set by the GRES plugin per step).
+JOB_SCRIPT = """#!/bin/sh
+srun hostname
+srun sh -c 'echo "$(hostname): GPUs $CUDA_VISIBLE_DEVICES"'
+"""
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    output: str
+    accounting: list[dict]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.accounting) and all(r["State"] == "COMPLETED" for r in self.accounting)
+
+
+def run_job(plan, cluster, nodes: list[LabNode], state: Path) -> JobResult:
+    """Submit the two-node job from the controller, wait for it, read its output and sacct."""
+    import re
+
+    from .cluster import wait_for
+
+    pools = {p.name: p for p in plan.pools}
+    slurm_nodes = [n for n in nodes if pools[n.pool].scheduler == "slurm"]
+    if len(slurm_nodes) < 2:
+        raise AifactoryError("lab: the job needs two Slurm nodes")
+    first = slurm_nodes[0]
+    gpus = pools[first.pool].gpus_per_node
+    c = plan.slurm[0]
+    ctl = c.controllers[0]
+    script = first.root / "tmp" / "aifactory-job.sh"
+    script.write_text(JOB_SCRIPT)
+    argv = ["sbatch", "--wait", "-N2", "-p", first.pool, "-J", "aifactory-lab", "-o", "/tmp/aifactory-job-%j.out"]
+    if gpus:
+        argv.append(f"--gpus-per-node={gpus}")
+    # The batch script lands on the first allocated node: the pool's first node, where it is written.
+    batch = cluster.run(ctl, *argv, "-w", ",".join(n.name for n in slurm_nodes[:2]), "/tmp/aifactory-job.sh",
+                        timeout=300)
+    found = re.search(r"Submitted batch job (\d+)", batch.stdout)
+    if batch.returncode or not found:
+        raise AifactoryError(f"lab: the job failed: {(batch.stdout + batch.stderr).strip()[-2000:]}")
+    job = found.group(1)
+    out = first.root / "tmp" / f"aifactory-job-{job}.out"
+    output = out.read_text(errors="replace") if out.is_file() else ""
+    fields = ("JobID", "JobName", "NodeList", "AllocTRES", "State", "ExitCode")
+    name = cluster_name(state, c.site)
+
+    def recorded():
+        sacct = cluster.run(ctl, "sacct", "-j", job, "-n", "-P", "-M", name, "-o", ",".join(fields)).stdout
+        rows = [dict(zip(fields, line.split("|"))) for line in sacct.splitlines() if line.strip()]
+        return rows if rows and rows[0]["State"] not in ("PENDING", "RUNNING") else None
+    rows = wait_for(f"sacct to record job {job}", recorded, timeout=60)
+    return JobResult(job, output, rows)
+
+
 def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None) -> UpResult:
     from rich.console import Console
 
@@ -238,7 +394,7 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
         seconds[name] = now - clock
         clock = now
 
-    say(f"[bold]1/6 validate and plan[/] {stack_dir / 'factory.yaml'}")
+    say(f"[bold]1/7 validate and plan[/] {stack_dir / 'factory.yaml'}")
     plan = _load(stack_dir)
     for warning in plan.warnings:
         say(f"  [yellow]{warning}[/]")
@@ -246,28 +402,46 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
     nodes = lab_nodes(plan, state)
     require_root()
     t = plan.totals
-    say(f"  {t['nodes']} lab nodes, {t['gpus']} GPUs modelled, driver {plan.software.driver}, CUDA {plan.software.cuda}")
+    say(f"  {t['nodes']} lab nodes, {t['gpus']} GPUs modelled, driver {plan.software.driver}, CUDA {plan.software.cuda}, "
+        f"Slurm {plan.software.slurm}")
     lap("plan")
 
     cache = Path(cache_dir or os.environ.get("AIFACTORY_CACHE_DIR") or default_cache_dir())
-    say(f"[bold]2/6 provision[/] Debian 12 root filesystems (cache: {cache})")
+    say(f"[bold]2/7 provision[/] Debian 12 root filesystems (cache: {cache})")
     provision(nodes, cache, say=say)
     lap("provision")
 
-    say(f"[bold]3/6 render[/] {state / 'deploy'}")
+    say(f"[bold]3/7 render[/] {state / 'deploy'}")
     rendered = render(plan, state / "deploy")
     say(f"  {len(rendered.written)} files written, {rendered.unchanged} unchanged")
     inventory = lab_inventory(state / "deploy", state, nodes)
     lap("render")
 
-    say("[bold]4/6 configure[/] site.yml through ansible-runner")
+    say("[bold]4/7 configure[/] site.yml, then slurm.yml (the control plane), through ansible-runner")
     with proc_mounted(nodes):
         result = configure.run(inventory, "site.yml", console=console, artifacts_dir=state / "runner")
+        lap("configure")
+        if result.ok and plan.slurm:
+            control = configure.run(inventory, "slurm.yml", vars_files=[secrets_file(state)], console=console,
+                                    artifacts_dir=state / "runner")
+            result = result.merged(control)
+            lap("control plane")
     console.print(configure.summary_table(result))
     changed = sum(h.changed for h in result.hosts.values())
-    lap("configure")
 
-    say("[bold]5/6 health[/] versions read back from each node vs the lock "
+    job = None
+    if result.ok and plan.slurm:
+        say("[bold]5/7 cluster[/] a network namespace per node on a lab bridge; munged, MariaDB, slurmdbd, "
+            "slurmctld and slurmd")
+        cluster, _ = start_cluster(plan, nodes, state, inventory, say=say, console=console)
+        lap("cluster")
+        say("[bold]6/7 job[/] a two-node batch job: srun hostname, and the GPUs gres.conf declares")
+        job = run_job(plan, cluster, nodes, state)
+        for line in job.output.splitlines():
+            say(f"  {line}")
+        lap("job")
+
+    say("[bold]7/7 health[/] versions read back from each node vs the lock "
         "(GPU checks skipped: lab nodes have no GPU)")
     from ..catalog import using
 
@@ -275,7 +449,8 @@ def up(stack_dir: Path | str, *, console=None, cache_dir: Optional[Path] = None)
         variables = {p.name: pool_vars(p, plan, catalog) for p in plan.pools}
     reports = [check_node(n, plan.software, variables[n.pool]) for n in nodes]
     lap("health")
-    return UpResult(plan.name, nodes, len(rendered.written), changed, result.rc, result.failed_hosts, reports, seconds)
+    return UpResult(plan.name, nodes, len(rendered.written), changed, result.rc, result.failed_hosts, reports, seconds,
+                    job)
 
 
 def summary(result: UpResult, console) -> None:
@@ -291,13 +466,43 @@ def summary(result: UpResult, console) -> None:
         table.add_row(r.name, *[r.packages.get(p, "-") for p in (*DRIVER_PACKAGES[:1], *OTHER_PACKAGES)],
                       str(len(r.held)), "ok" if r.ok else "; ".join(r.failures))
     console.print(table)
+    if result.job:
+        jobs = Table(title=f"job {result.job.job_id} as slurmdbd recorded it (sacct)")
+        for column in ("JobID", "JobName", "NodeList", "AllocTRES", "State", "ExitCode"):
+            jobs.add_column(column)
+        for row in result.job.accounting:
+            jobs.add_row(*(row[c] for c in ("JobID", "JobName", "NodeList", "AllocTRES", "State", "ExitCode")))
+        console.print(jobs)
     total = sum(result.seconds.values())
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     converge = ("converged: zero changes" if result.first_changed == 0
                 else f"{result.first_changed} change(s) applied")
-    console.print(f"[bold]6/6 done[/] in {total:.1f}s ({steps}); {converge}; "
+    failed = result.failed_hosts or [r.name for r in result.reports if not r.ok]
+    if result.job and not result.job.ok:
+        failed = [*failed, f"job {result.job.job_id}"]
+    console.print(f"[bold]done[/] in {total:.1f}s ({steps}); {converge}; "
                   f"{result.rendered} config file(s) written; "
-                  f"{'all nodes healthy' if result.ok else 'FAILED: ' + ', '.join(result.failed_hosts or [r.name for r in result.reports if not r.ok])}")
+                  f"{'all nodes healthy' if result.ok else 'FAILED: ' + ', '.join(failed)}"
+                  + (f"; job {result.job.job_id} COMPLETED" if result.job and result.job.ok else ""))
+    if result.job:
+        console.print("  the cluster keeps running: `aifactory exec STACK NODE -- sinfo`; "
+                      "`aifactory down STACK` stops it and removes the nodes")
+
+
+def exec_on(stack_dir: Path | str, node: str, command: list[str]) -> subprocess.CompletedProcess:
+    """``command`` on the running lab node ``node`` (see :mod:`.cluster`)."""
+    from .cluster import LabCluster
+
+    require_root()
+    state = state_dir(Path(stack_dir))
+    nodes = {p.name: p for p in sorted((state / "nodes").glob("*"))} if (state / "nodes").is_dir() else {}
+    if node not in nodes:
+        raise AifactoryError(f"{stack_dir}: no lab node {node!r}"
+                             + (f" (the nodes: {', '.join(nodes)})" if nodes else " (run `aifactory up` first)"))
+    cluster = LabCluster(state, nodes)
+    if not cluster.network_exists():
+        raise AifactoryError(f"{stack_dir}: the lab cluster is not running (run `aifactory up {stack_dir}`)")
+    return cluster.run(node, *command, timeout=3600)
 
 
 def down(stack_dir: Path | str, say=print) -> int:
@@ -308,6 +513,13 @@ def down(stack_dir: Path | str, say=print) -> int:
         return 0
     require_root()
     nodes = sorted((state / "nodes").glob("*")) if (state / "nodes").is_dir() else []
+    from .cluster import LabCluster
+
+    cluster = LabCluster(state, {root.name: root for root in nodes})
+    stopped = cluster.stop()
+    cluster.network_down()
+    if stopped:
+        say(f"{stack_dir}: stopped {stopped} lab process(es)")
     for root in nodes:  # a run that was killed mid-configure may have left /proc mounted
         if _mounted(root / "proc"):
             subprocess.run(["umount", "-l", str(root / "proc")], check=False)

@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from .. import providers
 from ..catalog import Catalog
 from ..plan.checks import (BLOCK_SIZES_FROM, SHORT_BLOCK_FROM, SlurmTopology, has_switch_tree, is_nvl72,
                            slurm_name, slurm_topology_of)
@@ -309,6 +310,17 @@ def _in_hostlist(name: str, entry: str) -> bool:
     return tail.isdigit() and len(tail) == len(lo) and int(lo) <= int(tail) <= int(hi)
 
 
+# ``CgroupPlugin=disabled`` is in cgroup.conf(5) from Slurm 24.05 (Ubuntu oracular's 24.05.2 page,
+# checked 2026-12-03); before it, naming cgroup/v1 skips the autodetection (which fails without
+# /sys/fs/cgroup), and v1's init touches no hierarchy.
+CGROUP_DISABLED_FROM = (24, 5)
+
+
+def _chroot(c: Cluster) -> bool:
+    """Every node of the cluster is a root filesystem run under chroot (the lab's provider)."""
+    return bool(c.groups) and all(providers.get(g.pool.provider).chroot_nodes for g in c.groups)
+
+
 def _line(fields: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
 
@@ -365,6 +377,8 @@ def files(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> dict[str, str]:
             "mig": any(g.pool.mig for g in c.groups),
             "topology_lines": [_line(ln) for ln in c.topology_lines],
             "topology_notes": _notes(c),
+            "chroot": _chroot(c),
+            "cgroup_plugin": "disabled" if c.release and c.release >= CGROUP_DISABLED_FROM else "cgroup/v1",
         }
         out[f"{base}/slurm.conf"] = render("slurm/slurm.conf.j2", **ctx)
         out[f"{base}/gres.conf"] = render("slurm/gres.conf.j2", **ctx)
