@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -27,7 +28,7 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
 # The distributions whose versions `--version` reports beside aifactory's own: what a bug report
 # needs. Read from the installed metadata, so no SDK is imported to answer.
 VERSION_OF = ("pydantic", "pulumi", "pulumi-aws", "pulumi-gcp", "pulumi-azure-native", "pulumi-oci",
-              "ansible-core", "ansible-runner", "boto3", "sushy")
+              "ansible-core", "ansible-runner", "boto3", "google-cloud-compute", "azure-mgmt-compute", "oci", "sushy")
 
 
 def _version(value: bool) -> None:
@@ -307,6 +308,22 @@ def down(stack_dir: Path = typer.Argument(..., help="lab stack folder (stacks/la
     lab.down(stack_dir, say=typer.echo)
 
 
+@app.command(name="exec")
+def exec_(stack_dir: Path = typer.Argument(..., help="lab stack folder (stacks/lab)"),
+          node: str = typer.Argument(..., help="lab node, as the plan names it (gpu-0001)"),
+          command: list[str] = typer.Argument(..., help="the command, after --")) -> None:
+    """Run a command on a running lab node: in its network namespace, its tree and under its host
+    name (`aifactory exec stacks/lab gpu-0001 -- sinfo`). Exits with the command's status."""
+    from . import lab
+
+    if not lab.is_lab(stack_dir):
+        raise AifactoryError(f"{stack_dir}: not a lab stack")
+    done = lab.exec_on(stack_dir, node, command)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    raise typer.Exit(done.returncode)
+
+
 @app.command()
 def preflight(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
               ami: Optional[str] = typer.Option(None, "--ami", help="explicit AMI id instead of the SSM parameter")) -> None:
@@ -324,6 +341,9 @@ def preflight(file: Path = typer.Argument(..., help="factory.yaml or plan.json")
 
 class InventorySource(str, Enum):
     aws = "aws"
+    gcp = "gcp"
+    azure = "azure"
+    oci = "oci"
 
 
 @app.command()
@@ -331,15 +351,30 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml or 
               out: Optional[str] = typer.Option(None, "--out", "-o", help="folder that receives inventory/"),
               force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
                                          "create (its other files are left alone)"),
-              source: Optional[InventorySource] = typer.Option(None, "--from", help="where to read the nodes from: aws"),
+              source: Optional[InventorySource] = typer.Option(
+                  None, "--from", help="where to read the nodes from: aws, gcp, azure, oci"),
               factory: Optional[str] = typer.Option(None, "--factory", help="factory name (the aifactory:factory tag)"),
-              region: Optional[list[str]] = typer.Option(None, "--region", help="AWS region (repeatable)"),
-              endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="EC2 endpoint override")) -> None:
-    """Ansible inventory: FILE --out DIR writes hosts.yml and group_vars from the plan; --from aws prints a
-    dynamic inventory (JSON) of a factory's running nodes, grouped by pool, site and role."""
+              region: Optional[list[str]] = typer.Option(None, "--region",
+                                                         help="AWS region (repeatable) or OCI region"),
+              project: Optional[str] = typer.Option(None, "--project",
+                                                    help="GCP project id (default: $GOOGLE_CLOUD_PROJECT)"),
+              subscription: Optional[str] = typer.Option(
+                  None, "--subscription", help="Azure subscription id (default: $AZURE_SUBSCRIPTION_ID)"),
+              resource_group: Optional[str] = typer.Option(None, "--resource-group",
+                                                           help="Azure resource group (default: all)"),
+              compartment: Optional[str] = typer.Option(None, "--compartment", help="OCI compartment OCID"),
+              endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url",
+                                                         help="API endpoint override (aws, gcp, oci)"),
+              list_: bool = typer.Option(False, "--list", help="print the whole inventory (the default; what "
+                                         "Ansible passes to an inventory script)"),
+              host: Optional[str] = typer.Option(None, "--host", help="print one host's variables (Ansible's "
+                                                 "inventory-script call)")) -> None:
+    """Ansible inventory: FILE --out DIR writes hosts.yml and group_vars from the plan; --from aws|gcp|azure|oci
+    prints a dynamic inventory (JSON) of a factory's running nodes, grouped by pool, site and role."""
     if source is None:
         if file is None or out is None:
-            raise AifactoryError("inventory: give FILE --out DIR (from the plan) or --from aws --factory NAME")
+            raise AifactoryError("inventory: give FILE --out DIR (from the plan) or --from aws|gcp|azure|oci "
+                                 "--factory NAME")
         from .files import out_dir
         from .inventory import build_files, write_files
 
@@ -348,11 +383,27 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml or 
         written = write_files(build_files(plan), folder, force=force)
         typer.echo(f"{folder / 'inventory'}: {len(written)} files, {plan.totals['nodes']:,} hosts")
         return
-    if factory is None:
-        raise AifactoryError("inventory --from aws: give --factory NAME")
-    from .inventory.aws import inventory as from_aws
+    from .inventory.dynamic import from_cloud
 
-    sys.stdout.write(json.dumps(from_aws(factory, region or None, endpoint_url=endpoint_url), indent=2) + "\n")
+    name = source.value
+    # The scope's usual variable stands in for its option, for its own cloud only.
+    if name == "gcp" and project is None:
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if name == "azure" and subscription is None:
+        subscription = os.environ.get("AZURE_SUBSCRIPTION_ID")
+    try:
+        data = from_cloud(name, factory, regions=region or [], project=project, subscription=subscription,
+                          resource_group=resource_group, compartment=compartment, endpoint_url=endpoint_url)
+    except ModuleNotFoundError as exc:
+        sdk = (exc.name or "").split(".")[0]
+        if sdk not in ("google", "azure", "oci", "boto3", "botocore"):
+            raise
+        # The listing SDKs are an extra: validate, plan and render never need them.
+        raise AifactoryError(f"inventory --from {name} needs the {name} SDK ({exc.name}), which the "
+                             "'inventory' extra of gpufactory installs") from None
+    if host is not None:  # _meta holds every host's variables, so Ansible never asks; answered all the same
+        data = data["_meta"]["hostvars"].get(host, {})
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 @app.command()
@@ -489,6 +540,9 @@ def main() -> None:
         # user's to fix, not a defect: one line, like every other expected failure.
         if type(exc).__module__.split(".")[0] in ("botocore", "boto3"):
             _err(f"aifactory: AWS: {exc}")
+            sys.exit(1)
+        if type(exc).__module__.split(".")[0] in ("google", "azure", "oci", "requests", "urllib3"):
+            _err("aifactory: " + " ".join(str(exc).split())[:300])
             sys.exit(1)
         raise
 

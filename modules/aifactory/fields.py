@@ -39,6 +39,11 @@ CatalogId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-
 # ocid1.…): '/'-separated segments that start with a letter, digit or '_', so never '..' or '-flag'.
 ReservationId = Annotated[str, StringConstraints(
     pattern=r"^/?[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*$", max_length=256)]
+# Cloud scopes named on the command line or in a stack config: a Google Cloud project id (optionally
+# domain-scoped, example.com:my-project), an Azure subscription id (a UUID) and an OCI OCID.
+GCP_PROJECT_PATTERN = r"(?:[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
+AZURE_SUBSCRIPTION_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+OCID_PATTERN = r"ocid1\.[a-z0-9]+\.[a-z0-9-]+(?:\.[a-z0-9-]*){1,2}\.[A-Za-z0-9_-]{1,200}"
 # Free prose that ends up in comments of rendered files and in Ansible variables: one line (a
 # newline would start a new config line) and no braces (Ansible templates variable values).
 Prose = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f\x85\u2028\u2029{}]*$", max_length=1000)]

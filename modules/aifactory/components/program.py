@@ -34,7 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 from .. import providers
 from ..errors import AifactoryError, SpecError
 from ..files import parse_json, safe_relpath
-from ..fields import NAME_PATTERN, ReservationId
+from ..fields import GCP_PROJECT_PATTERN, NAME_PATTERN, OCID_PATTERN, ReservationId
 from .pool import InventoryPool  # noqa: F401  (the class component_class returns for inventory-only pools)
 
 FACTORY_KEY = "aifactory:factory"
@@ -131,7 +131,7 @@ def reservations_from(value: Any, key: str = RESERVATIONS_KEY) -> dict[str, str]
 # it names before any component sees it: (namespace, name) -> (pattern, what it must be).
 _SSH_KEY_TYPES = ("ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|"
                   "sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com")
-_OCID = re.compile(r"ocid1\.[a-z0-9]+\.[a-z0-9-]+(?:\.[a-z0-9-]*){1,2}\.[A-Za-z0-9_-]{1,200}")
+_OCID = re.compile(OCID_PATTERN)
 STRING_SETTINGS: dict[tuple[str, str], tuple[re.Pattern, str]] = {
     ("aifactory", "sshPublicKey"): (
         re.compile(rf"(?:{_SSH_KEY_TYPES}) [A-Za-z0-9+/]{{16,16384}}={{0,3}}(?: [\x20-\x7a|~]{{0,256}})?"),
@@ -139,7 +139,7 @@ STRING_SETTINGS: dict[tuple[str, str], tuple[re.Pattern, str]] = {
     ("aifactory", "ociCompartmentId"): (_OCID, "an OCI compartment OCID such as ocid1.compartment.oc1..<id>"),
     ("oci", "tenancyOcid"): (_OCID, "an OCI tenancy OCID such as ocid1.tenancy.oc1..<id>"),
     ("gcp", "project"): (
-        re.compile(r"(?:[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"),
+        re.compile(GCP_PROJECT_PATTERN),
         "a Google Cloud project id such as my-project-123"),
 }
 

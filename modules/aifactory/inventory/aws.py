@@ -2,27 +2,19 @@
 
 Auto Scaling groups create and replace instances on their own, so the inventory of an AWS pool
 is read from the instances' tags (the keys in :mod:`aifactory.components.base`, written by the
-launch template) rather than from stack outputs. The result is Ansible's dynamic-inventory JSON
-(``--list`` form, ``_meta.hostvars`` included so Ansible never calls back per host).
+launch template) rather than from stack outputs. :mod:`.dynamic` turns them into Ansible's
+dynamic-inventory JSON, the same shape for every cloud.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, Optional
 
-from ..components.base import TAG_FACTORY, TAG_POOL, TAG_ROLE, TAG_SITE, group_name
-from ..fields import NAME_PATTERN
+from ..components.base import TAG_FACTORY, TAG_KEYS
+from .dynamic import ENDPOINT_PATTERN, Node, require, require_factory
+from .dynamic import build as build_nodes
 
-GROUP_KINDS = (("pool", TAG_POOL), ("site", TAG_SITE), ("role", TAG_ROLE))
-_NAME = re.compile(NAME_PATTERN)
-
-
-def _unsafe(value):
-    """Tags and names read back from the cloud are untrusted: whoever may tag an instance must not
-    run a template on the controller. Ansible's inventory-script JSON marks a string as data with
-    ``{"__ansible_unsafe": ...}`` (what ``ansible-inventory --list`` itself prints)."""
-    return {"__ansible_unsafe": value} if isinstance(value, str) else value
+REGION_PATTERN = r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"
 
 
 def running_instances(ec2, factory: str) -> Iterable[dict]:
@@ -34,43 +26,34 @@ def running_instances(ec2, factory: str) -> Iterable[dict]:
             yield from reservation["Instances"]
 
 
-def build(instances: Iterable[dict], factory: str) -> dict:
-    """Ansible dynamic-inventory JSON for ``instances`` (as ``describe_instances`` returns them)."""
-    groups: dict[str, list[str]] = {}
-    hostvars: dict[str, dict] = {}
-    for inst in sorted(instances, key=lambda i: i["InstanceId"]):
-        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-        if tags.get(TAG_FACTORY) != factory:
-            continue
-        host = inst.get("PrivateDnsName") or inst["InstanceId"]
-        hostvars[host] = {key: _unsafe(value) for key, value in {
-            # Nodes have no public address: Ansible reaches them over the private network.
-            "ansible_host": inst.get("PrivateIpAddress"),
+def node(inst: dict) -> Node:
+    """One ``describe_instances`` instance as a :class:`~.dynamic.Node`."""
+    tags = {t.get("Key"): t.get("Value") for t in inst.get("Tags", [])}
+    return Node(
+        key=inst["InstanceId"],
+        names=tuple(n for n in (inst.get("PrivateDnsName"), inst["InstanceId"]) if n),
+        address=inst.get("PrivateIpAddress"),
+        tags={key: tags.get(key) for key in TAG_KEYS},
+        hostvars={
             "ec2_instance_id": inst["InstanceId"],
             "ec2_instance_type": inst.get("InstanceType"),
             "ec2_availability_zone": inst.get("Placement", {}).get("AvailabilityZone"),
-            "aifactory_factory": factory,
-            "aifactory_pool": tags.get(TAG_POOL),
-            "aifactory_site": tags.get(TAG_SITE),
-            "aifactory_role": tags.get(TAG_ROLE),
-        }.items()}
-        for kind, key in GROUP_KINDS:
-            # A group name is made from the tag only when it is a name the spec could hold.
-            if isinstance(tags.get(key), str) and _NAME.fullmatch(tags[key]):
-                groups.setdefault(group_name(kind, tags[key]), []).append(host)
-    out: dict = {name: {"hosts": hosts} for name, hosts in sorted(groups.items())}
-    grouped = {h for hosts in groups.values() for h in hosts}
-    ungrouped = [h for h in hostvars if h not in grouped]
-    if ungrouped:  # Ansible lists a host only through a group
-        out["ungrouped"] = {"hosts": ungrouped}
-    out["all"] = {"children": sorted(groups) + ["ungrouped"]}
-    out["_meta"] = {"hostvars": hostvars}
-    return out
+        })
+
+
+def build(instances: Iterable[dict], factory: str) -> dict:
+    """Ansible dynamic-inventory JSON for ``instances`` (as ``describe_instances`` returns them)."""
+    return build_nodes((node(inst) for inst in instances), factory)
 
 
 def inventory(factory: str, regions: Optional[list[str]] = None, session=None,
               endpoint_url: Optional[str] = None) -> dict:
     """The inventory of ``factory`` across ``regions`` (default: the session's region)."""
+    require_factory(factory)
+    for region in regions or []:
+        require(region, REGION_PATTERN, "--region", "an AWS region such as us-east-1")
+    if endpoint_url is not None:
+        require(endpoint_url, ENDPOINT_PATTERN, "--endpoint-url", "an http(s) URL")
     import boto3
 
     session = session or boto3.Session()
