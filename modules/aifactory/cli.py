@@ -3,27 +3,103 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sys
+import time
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand
 
 from .errors import AifactoryError, SpecError
 from .text import plural
+
+LOG = logging.getLogger(__name__)
 
 # Exit codes, the same for every command: 0 ok, 1 an error (bad input, a failed check or run),
 # 2 a usage error (click's own), 3 drift or changes found where the caller asked to be told
 # (`render --check`, `diff --exit-code`), so a pipeline can tell "the plan moved" from "it broke".
 EXIT_ERROR, EXIT_DRIFT = 1, 3
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Declare an AI factory once; plan, deploy and configure it everywhere.",
-                  epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 drift or changes "
-                         "(render --check, diff --exit-code).")
+
+@dataclass
+class _Global:
+    """The global options of one run (`aifactory -v validate F`, or after the command's name)."""
+
+    verbose: int = 0
+    quiet: bool = False
+    debug: bool = False
+    log_file: Optional[str] = None
+
+
+_OPTS = _Global()
+
+
+def _take_global_options(command, args: list[str]) -> list[str]:
+    """``args`` without the global options, which are recorded in ``_OPTS``: people put ``-v`` or
+    ``--debug`` after the command's name as often as before it. An option's value is never read
+    as one (``--out -v`` is a folder), nor anything after ``--`` (``exec ... -- cmd -v``)."""
+    own, takes_value = set(), set()
+    for param in command.params:
+        if param.param_type_name == "option":
+            own.update(param.opts + param.secondary_opts)
+            if not param.is_flag and not param.count:
+                takes_value.update(param.opts + param.secondary_opts)
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in own:
+            out.append(arg)
+            if arg in takes_value and i + 1 < len(args):
+                out.append(args[i + 1])
+                i += 1
+        elif arg == "--verbose" or re.fullmatch(r"-v+", arg):
+            _OPTS.verbose += 1 if arg == "--verbose" else len(arg) - 1
+        elif arg in ("-q", "--quiet"):
+            _OPTS.quiet = True
+        elif arg == "--debug":
+            _OPTS.debug = True
+        elif arg == "--log-file" and i + 1 < len(args):
+            _OPTS.log_file = args[i + 1]
+            i += 1
+        elif arg.startswith("--log-file="):
+            _OPTS.log_file = arg.partition("=")[2]
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+class _Command(TyperCommand):
+    """A command that also takes the global options after its name, and starts the log."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _take_global_options(self, args))
+
+    def invoke(self, ctx):
+        _start_logging()
+        return super().invoke(ctx)
+
+
+class _App(typer.Typer):
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _App(no_args_is_help=True, pretty_exceptions_enable=False,
+           context_settings={"help_option_names": ["-h", "--help"]},
+           help="Declare an AI factory once; plan, deploy and configure it everywhere.",
+           epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 drift or changes "
+                  "(render --check, diff --exit-code). The global options (-v, -q, --debug, "
+                  "--log-file) also work after the command's name.")
 
 # The distributions whose versions `--version` reports beside aifactory's own: what a bug report
 # needs. Read from the installed metadata, so no SDK is imported to answer.
@@ -50,9 +126,178 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _options(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
-                                          help="print the versions of aifactory and the tools it drives, and exit")
-             ) -> None:
+                                          help="print the versions of aifactory and the tools it drives, and exit"),
+             verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                         help="say what each step does on stderr; -vv adds detail, -vvv "
+                                              "the libraries' own logs"),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="print only errors, warnings and the "
+                                        "output asked for (no progress or success lines)"),
+             debug: bool = typer.Option(False, "--debug", envvar="AIFACTORY_DEBUG",
+                                        help="on an unexpected error, print its full traceback (for a bug "
+                                             "report) instead of one line; implies -vv"),
+             log_file: Optional[str] = typer.Option(None, "--log-file", envvar="AIFACTORY_LOG_FILE", metavar="PATH",
+                                                    help="append a timestamped log of what the command does "
+                                                         "to PATH (created mode 0600; no secrets)")) -> None:
     """Declare an AI factory once; plan, deploy and configure it everywhere."""
+    _OPTS.verbose += verbose
+    _OPTS.quiet = _OPTS.quiet or quiet
+    _OPTS.debug = _OPTS.debug or debug
+    if log_file is not None and _OPTS.log_file is None:
+        _OPTS.log_file = log_file
+
+
+# --- logging: the stdlib's, so library modules log with logging.getLogger(__name__) ----------
+
+_HANDLERS: list[logging.Handler] = []
+_SAVED_LEVELS: list[tuple[logging.Logger, int]] = []
+# For records of what the command prints itself: the log file gets them, stderr does not twice.
+_FILE_ONLY = {"aifactory_file_only": True}
+_SECRET_WORD = re.compile(r"(?i)pass|secret|token|key|credential|auth")
+
+
+class _Stderr(logging.StreamHandler):
+    """stderr as it is when a record is written (tests and callers swap sys.stderr)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+class _OneLine(logging.Formatter):
+    """`aifactory: warning: message` on stderr: one line a record, never a traceback (--debug
+    prints that of an unexpected error itself)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = " ".join(record.getMessage().split())
+        return f"aifactory: {record.levelname.lower()}: {text}"
+
+
+class _Timestamped(logging.Formatter):
+    def formatTime(self, record, datefmt=None) -> str:
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
+def _open_log(path: str):
+    """The log file, appended to; created readable by its owner only (it names files and hosts)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise AifactoryError(f"--log-file {path}: cannot open it: {exc.strerror}") from None
+    return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
+
+
+def _hidden(value: str) -> str:
+    """An --extra-vars value as the log shows it: a file by its path, a variable by its name only."""
+    if value.startswith("@"):
+        return value
+    key, sep, _ = value.partition("=")
+    return f"{key}=<redacted>" if sep else "<redacted>"
+
+
+def _redacted_argv(argv: list[str]) -> str:
+    """The command line for the log: --extra-vars values and KEY=VALUE words that name a secret
+    are replaced, and the command `exec` runs on a node is counted, not written."""
+    out, hide = [], False
+    for i, arg in enumerate(argv):
+        if hide:
+            out.append(_hidden(arg))
+            hide = False
+        elif arg == "--":
+            out.append(f"-- <{plural(len(argv) - i - 1, 'argument')}>")
+            break
+        elif arg in ("-e", "--extra-vars"):
+            out.append(arg)
+            hide = True
+        elif arg.startswith("--extra-vars="):
+            out.append("--extra-vars=" + _hidden(arg.partition("=")[2]))
+        elif arg.startswith("-e") and not arg.startswith("--"):
+            out.append("-e" + _hidden(arg[2:]))
+        elif "=" in arg and _SECRET_WORD.search(arg.split("=", 1)[0]):
+            out.append(arg.split("=", 1)[0] + "=<redacted>")
+        else:
+            out.append(arg)
+    return " ".join(out)
+
+
+def _start_logging() -> None:
+    """Wire the stdlib logging for this run: stderr at the level -v/-q ask for, and the log file."""
+    _stop_logging()
+    opts = _OPTS
+    console_level = logging.ERROR if opts.quiet else logging.WARNING
+    if opts.verbose == 1:
+        console_level = logging.INFO
+    if opts.verbose >= 2 or opts.debug:
+        console_level = logging.DEBUG
+    # -vvv: every library's records too (Pulumi, Ansible Runner, the cloud SDKs); otherwise ours.
+    target = logging.getLogger() if opts.verbose >= 3 else logging.getLogger("aifactory")
+    console = _Stderr()
+    console.setLevel(console_level)
+    console.setFormatter(_OneLine())
+    console.addFilter(lambda record: not getattr(record, "aifactory_file_only", False))
+    handlers = [console]
+    path = opts.log_file or None
+    if path:
+        log_file = logging.StreamHandler(_open_log(path))
+        log_file.setLevel(logging.DEBUG)
+        log_file.setFormatter(_Timestamped("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+        handlers.append(log_file)
+    ours = logging.getLogger("aifactory")
+    saved = [(ours, ours.level)]
+    ours.setLevel(logging.DEBUG if path else console_level)
+    if target is not ours:
+        saved.append((target, target.level))
+        target.setLevel(logging.DEBUG)
+    for handler in handlers:
+        handler._aifactory_target = target  # type: ignore[attr-defined]
+        target.addHandler(handler)
+    _HANDLERS.extend(handlers)
+    _SAVED_LEVELS[:] = saved
+    from . import __version__
+
+    LOG.info("aifactory %s (Python %s) in %s: %s", __version__, sys.version.split()[0], os.getcwd(),
+             _redacted_argv(["aifactory", *sys.argv[1:]]), extra=_FILE_ONLY)
+
+
+def _stop_logging() -> None:
+    """Undo :func:`_start_logging`: main() may run many times in one process."""
+    for handler in _HANDLERS:
+        handler._aifactory_target.removeHandler(handler)  # type: ignore[attr-defined]
+        if not isinstance(handler, _Stderr):
+            handler.close()
+            handler.stream.close()
+    _HANDLERS.clear()
+    for logger, level in _SAVED_LEVELS:
+        logger.setLevel(level)
+    _SAVED_LEVELS.clear()
+
+
+def _say(text: str) -> None:
+    """A progress or success line: what -q leaves out."""
+    LOG.info("%s", text, extra=_FILE_ONLY)
+    if not _OPTS.quiet:
+        typer.echo(text)
+
+
+def _emit(data) -> None:
+    """The one JSON document of a --format json (or sarif) run: the only thing on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+class TextOrJson(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class ValidateFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
 
 
 class TableOrJson(str, Enum):
@@ -80,7 +325,9 @@ def _err(text: str) -> None:
 
 def _print_findings(findings) -> None:
     for f in findings:
-        _err(f.render())
+        text = f.render()
+        LOG.log(logging.WARNING if f.severity == "warning" else logging.ERROR, "%s", text, extra=_FILE_ONLY)
+        _err(text)
 
 
 def _planned(file: Path):
@@ -98,8 +345,8 @@ def _plan_input(file: Path):
     return _planned(file)
 
 
-def _loaded_and_planned(file: Path):
-    """(LoadedSpec, Plan) of FILE; exit 1 with located findings when it is not valid."""
+def _checked(file: Path):
+    """(LoadedSpec or None, findings, Plan or None) of FILE: every check run, nothing printed."""
     from . import plan as planning
     from . import spec
 
@@ -107,22 +354,54 @@ def _loaded_and_planned(file: Path):
         loaded = spec.load(file)
         result = planning.validate(loaded)
     except SpecError as exc:
-        _print_findings(exc.findings)
-        raise typer.Exit(1) from None
-    _print_findings(result.findings)
-    if result.errors:
-        _err(f"{file}: {len(result.errors)} error(s), {len(result.warnings)} warning(s)")
+        return None, list(exc.findings), None
+    errors = [f for f in result.findings if f.severity == "error"]
+    LOG.info("%s: %d error(s), %d warning(s)", file, len(errors), len(result.findings) - len(errors))
+    return loaded, list(result.findings), None if errors else result.plan
+
+
+def _loaded_and_planned(file: Path):
+    """(LoadedSpec, Plan) of FILE; exit 1 with located findings when it is not valid."""
+    loaded, findings, plan = _checked(file)
+    _print_findings(findings)
+    if plan is None:
+        errors = sum(1 for f in findings if f.severity == "error")
+        if loaded is not None:
+            _err(f"{file}: {errors} error(s), {len(findings) - errors} warning(s)")
         raise typer.Exit(1)
-    return loaded, result.plan
+    t = plan.totals
+    LOG.info("%s: planned %s, %s, %s", file, plural(len(plan.pools), "pool"), plural(t["nodes"], "node"),
+             plural(t["gpus"], "GPU"))
+    return loaded, plan
 
 
 @app.command()
-def validate(file: Path = typer.Argument(..., help="factory.yaml")) -> None:
+def validate(file: Path = typer.Argument(..., help="factory.yaml"),
+             format: ValidateFormat = typer.Option(ValidateFormat.text, "--format", "-f",
+                                                   help="text, json or sarif (SARIF 2.1.0, for code scanning)")
+             ) -> None:
     """Check a factory spec: exit 0 when valid, 1 with FILE:LINE: path: message lines when not."""
-    plan = _planned(file)
-    t = plan.totals
-    typer.echo(f"{file}: valid ({len(plan.pools)} pools, {t['nodes']:,} nodes, {t['gpus']:,} GPUs, "
-               f"{len(plan.warnings)} warning(s))")
+    loaded, findings, plan = _checked(file)
+    # The FILE:LINE lines go to stderr in every format: a CI log shows them beside the SARIF upload.
+    _print_findings(findings)
+    errors = sum(1 for f in findings if f.severity == "error")
+    if format is ValidateFormat.json:
+        from . import report
+
+        _emit(report.validation_to_dict(str(file), findings, plan))
+    elif format is ValidateFormat.sarif:
+        from . import __version__, report
+        from .plan.checks import REGISTRY
+
+        _emit(report.to_sarif(findings, REGISTRY, __version__))
+    if plan is None:
+        if loaded is not None:
+            _err(f"{file}: {errors} error(s), {len(findings) - errors} warning(s)")
+        raise typer.Exit(1)
+    if format is ValidateFormat.text:
+        t = plan.totals
+        _say(f"{file}: valid ({len(plan.pools)} pools, {t['nodes']:,} nodes, {t['gpus']:,} GPUs, "
+             f"{len(plan.warnings)} warning(s))")
 
 
 @app.command()
@@ -257,8 +536,11 @@ def preview(stack_dir: Path = typer.Argument(..., help="Pulumi stack folder (sta
         if violations:
             _err(f"{stack_dir}: {plural(len(violations), 'policy violation')} (mandatory)")
             raise typer.Exit(1)
-        _err(f"{stack_dir}: policy: {plural(len(RULES), 'rule')}, {plural(len(result.resources), 'resource')}, "
-             "no violation")
+        text = (f"{stack_dir}: policy: {plural(len(RULES), 'rule')}, {plural(len(result.resources), 'resource')}, "
+                "no violation")
+        LOG.info("%s", text, extra=_FILE_ONLY)
+        if not _OPTS.quiet:
+            _err(text)
 
 
 @app.command()
@@ -305,7 +587,7 @@ def down(stack_dir: Path = typer.Argument(..., help="lab stack folder (stacks/la
 
     if not lab.is_lab(stack_dir):
         raise AifactoryError(f"{stack_dir}: not a lab stack; for a cloud stack run `pulumi destroy` in it")
-    lab.down(stack_dir, say=typer.echo)
+    lab.down(stack_dir, say=_say)
 
 
 @app.command(name="exec")
@@ -326,16 +608,24 @@ def exec_(stack_dir: Path = typer.Argument(..., help="lab stack folder (stacks/l
 
 @app.command()
 def preflight(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
-              ami: Optional[str] = typer.Option(None, "--ami", help="explicit AMI id instead of the SSM parameter")) -> None:
+              ami: Optional[str] = typer.Option(None, "--ami", help="explicit AMI id instead of the SSM parameter"),
+              format: TextOrJson = typer.Option(TextOrJson.text, "--format", "-f", help="text or json")) -> None:
     """Check an AWS account before deploying: offerings, EFA, AMI, quotas, reservations."""
     from .preflight import check_factory
 
     checks = check_factory(_plan_input(file), ami=ami)
+    failed = [c for c in checks if c.failed]
     for check in checks:
-        (_err if check.failed else typer.echo)(check.render())
-    if not checks:
-        typer.echo(f"{file}: no AWS pools to check")
-    if any(c.failed for c in checks):
+        LOG.info("%s", check.render(), extra=_FILE_ONLY)
+    if format is TextOrJson.json:
+        _emit({"file": str(file), "ok": not failed, "failed": len(failed),
+               "checks": [{"pool": c.pool, "check": c.name, "status": c.status, "message": c.message} for c in checks]})
+    else:
+        for check in checks:
+            (_err if check.failed else typer.echo)(check.render())
+        if not checks:
+            _say(f"{file}: no AWS pools to check")
+    if failed:
         raise typer.Exit(1)
 
 
@@ -381,7 +671,7 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml or 
         folder = out_dir(out)
         plan = _plan_input(file)
         written = write_files(build_files(plan), folder, force=force)
-        typer.echo(f"{folder / 'inventory'}: {len(written)} files, {plan.totals['nodes']:,} hosts")
+        _say(f"{folder / 'inventory'}: {len(written)} files, {plan.totals['nodes']:,} hosts")
         return
     from .inventory.dynamic import from_cloud
 
@@ -411,30 +701,51 @@ def render(file: Path = typer.Argument(..., help="factory.yaml, or a reviewed pl
            out: str = typer.Option(..., "--out", "-o", help="deployment directory to write"),
            check: bool = typer.Option(False, "--check", help="write nothing; exit 3 listing files that differ"),
            force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
-                                      "create (its other files are left alone)")) -> None:
+                                      "create (its other files are left alone)"),
+           format: TextOrJson = typer.Option(TextOrJson.text, "--format", "-f", help="text or json (the files "
+                                             "written, or with --check those that differ)")) -> None:
     """Render the deployment directory (inventory, Slurm, NCCL, DCGM, Prometheus, cloud-init, lock, diagrams)."""
     from .files import out_dir
     from .render import render as render_to
 
     out = out_dir(out)
     result = render_to(_plan_input(file), out, check=check, force=force)
+    as_json = format is TextOrJson.json
     if check:
-        for kind, paths in (("changed", result.changed), ("missing", result.missing), ("extra", result.extra)):
-            for p in paths:
-                typer.echo(f"{kind}: {out / p}")
+        differ = len(result.changed) + len(result.missing) + len(result.extra)
+        LOG.info("%s: %d changed, %d missing, %d extra, %d unchanged", out, len(result.changed), len(result.missing),
+                 len(result.extra), result.unchanged)
+        if as_json:
+            _emit({"out": str(out), "check": True, "drift": result.drift, "changed": list(result.changed),
+                   "missing": list(result.missing), "extra": list(result.extra), "unchanged": result.unchanged})
+        else:
+            for kind, paths in (("changed", result.changed), ("missing", result.missing), ("extra", result.extra)):
+                for p in paths:
+                    typer.echo(f"{kind}: {out / p}")
         if result.drift:
-            _err(f"{out}: {len(result.changed) + len(result.missing) + len(result.extra)} file(s) differ from the plan; "
-                 f"run `aifactory render {file} --out {out}`")
+            _err(f"{out}: {differ} file(s) differ from the plan; run `aifactory render {file} --out {out}`")
             raise typer.Exit(EXIT_DRIFT)
-        typer.echo(f"{out}: up to date ({result.unchanged} files)")
+        if not as_json:
+            _say(f"{out}: up to date ({result.unchanged} files)")
         return
     for p in result.written:
-        typer.echo(f"wrote {out / p}")
+        LOG.debug("wrote %s", out / p)
     for p in result.removed:
-        typer.echo(f"removed {out / p}")
+        LOG.debug("removed %s", out / p)
     for p in result.kept:
         _err(f"warning: kept {out / p}: no longer rendered, but changed since aifactory wrote it")
-    typer.echo(f"{out}: {len(result.written)} written, {len(result.removed)} removed, {result.unchanged} unchanged")
+    summary = f"{out}: {len(result.written)} written, {len(result.removed)} removed, {result.unchanged} unchanged"
+    if as_json:
+        LOG.info("%s", summary, extra=_FILE_ONLY)
+        _emit({"out": str(out), "check": False, "written": list(result.written), "removed": list(result.removed),
+               "kept": list(result.kept), "unchanged": result.unchanged})
+        return
+    if not _OPTS.quiet:
+        for p in result.written:
+            typer.echo(f"wrote {out / p}")
+        for p in result.removed:
+            typer.echo(f"removed {out / p}")
+    _say(summary)
 
 
 @app.command()
@@ -451,6 +762,7 @@ def diff(old: Path = typer.Argument(..., help="the plan before the change: plan.
     except SpecError as exc:
         _print_findings(exc.findings)
         raise typer.Exit(1) from None
+    LOG.info("%s -> %s: %s", old, new, plural(len(d.totals) + len(d.lines), "change"))
     out = {PlanFormat.json: plan_diff.to_json, PlanFormat.markdown: plan_diff.to_markdown}.get(format, plan_diff.to_text)
     sys.stdout.write(out(d))
     if exit_code and not d.empty:
@@ -522,29 +834,65 @@ def pxe(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
                            gateway=gateway, dns=tuple(dns or ()), domain=domain, http_port=http_port,
                            inventory=read_inventory(inventory) if inventory else {})
     written = render_pxe(plan, folder, settings, force=force)
-    typer.echo(f"{folder}: {len(written)} files (dnsmasq.conf, iPXE scripts, autoinstall for "
+    _say(f"{folder}: {len(written)} files (dnsmasq.conf, iPXE scripts, autoinstall for "
                f"{sum(1 for p in written if p.name == 'user-data')} hosts)")
 
 
-def main() -> None:
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one printable line: an exception's message may carry a value from a hostile
+    file, which must not start a line of its own or move the terminal's cursor."""
+    return "".join(c if c.isprintable() else "?" for c in " ".join(str(text).split()))[:limit]
+
+
+def _run() -> int:
+    """Run the command; the exit status, with every expected failure as one line on stderr."""
     try:
         app(prog_name="aifactory")  # also under `python -m aifactory`: usage and completion name the command
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        _err(str(exc.code))
+        return 1
     except AifactoryError as exc:
+        LOG.error("%s", exc, extra=_FILE_ONLY)
         _err(f"aifactory: {exc}")
-        sys.exit(1)
+        return 1
     except KeyboardInterrupt:
         _err("aifactory: interrupted")
-        sys.exit(130)
+        return 130
     except Exception as exc:
         # Cloud SDK failures (no credentials, a bad region or endpoint, an API refusal) are the
         # user's to fix, not a defect: one line, like every other expected failure.
-        if type(exc).__module__.split(".")[0] in ("botocore", "boto3"):
+        package = type(exc).__module__.split(".")[0]
+        if package in ("botocore", "boto3"):
+            LOG.error("AWS: %s", exc, extra=_FILE_ONLY)
             _err(f"aifactory: AWS: {exc}")
-            sys.exit(1)
-        if type(exc).__module__.split(".")[0] in ("google", "azure", "oci", "requests", "urllib3"):
+            return 1
+        if package in ("google", "azure", "oci", "requests", "urllib3"):
+            LOG.error("%s", exc, extra=_FILE_ONLY)
             _err("aifactory: " + " ".join(str(exc).split())[:300])
-            sys.exit(1)
-        raise
+            return 1
+        # A defect: the traceback goes to the log file, and to the terminal with --debug.
+        LOG.error("unexpected error", exc_info=True, extra=_FILE_ONLY)
+        if _OPTS.debug:
+            raise
+        _err(f"aifactory: internal error: {type(exc).__name__}: {_one_line(exc)} (a defect in aifactory: "
+             "rerun with --debug for the traceback and report it)")
+        return 1
+    return 0
+
+
+def main() -> None:
+    global _OPTS
+    _OPTS = _Global()  # main() may run many times in one process (tests, a caller's own loop)
+    started = time.monotonic()
+    code = 1
+    try:
+        code = _run()
+    finally:
+        LOG.info("exit %d after %.2f s", code, time.monotonic() - started, extra=_FILE_ONLY)
+        _stop_logging()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

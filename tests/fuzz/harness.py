@@ -365,6 +365,8 @@ def check_contract(result: Result, box: Sandbox | None = None, *, files=(), usag
     where = result.describe()
     assert result.exception is None, f"uncaught {type(result.exception).__name__} (a traceback):\n{where}"
     assert "Traceback (most recent call last)" not in result.stderr + result.stdout, f"traceback printed:\n{where}"
+    # main() turns a defect into this one line (the traceback goes to --debug and the log file).
+    assert "aifactory: internal error:" not in result.stderr, f"a defect reported:\n{where}"
     allowed = (0, 1, 2) if usage_ok else (0, 1)
     assert result.code in allowed, f"exit {result.code}, expected one of {allowed}:\n{where}"
     assert not CANARY.exists(), f"a payload ran: {CANARY} exists\n{where}"

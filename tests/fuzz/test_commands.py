@@ -61,7 +61,7 @@ def base(tmp_path_factory):
 
 def _run(args, box: Sandbox, tally, command: str, accepted: bool = True, **contract):
     result = invoke(args, box.root)
-    if result.exception is not None:
+    if result.exception is not None or "aifactory: internal error:" in result.stderr:
         tally("uncaught")
     if result.code == 0 and accepted:
         tally("accepted", command=command)
@@ -260,7 +260,7 @@ def test_preview(data, name, fmt, stack, base, fuzz_tally):
         else:
             fuzz_tally("in-process", command="preview")
             result = invoke(args, box.root)
-            if result.exception is not None:
+            if result.exception is not None or "aifactory: internal error:" in result.stderr:
                 fuzz_tally("uncaught")
         if result.code == 0:
             fuzz_tally("accepted", command="preview")

@@ -49,6 +49,7 @@ class Call:
     path: str
     query: dict
     headers: dict
+    body: bytes = b""  # what a write sent (a handler reads it as api.calls[-1].body)
 
 
 # (method, path, query) -> Reply, or None for 404.
@@ -60,10 +61,11 @@ class FakeApi:
     handler: Handler
     calls: list = field(default_factory=list)
 
-    def answer(self, method: str, url: str, headers) -> tuple[int, dict, bytes]:
+    def answer(self, method: str, url: str, headers, body: bytes = b"") -> tuple[int, dict, bytes]:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        self.calls.append(Call(method, parts.path, query, {k.lower(): v for k, v in dict(headers).items()}))
+        self.calls.append(Call(method, parts.path, query, {k.lower(): v for k, v in dict(headers).items()},
+                               body or b""))
         reply = self.handler(method, parts.path, query)
         if reply is None:
             reply = Reply({"error": {"code": 404, "message": f"no recorded response for {parts.path}"}}, 404)
@@ -81,9 +83,8 @@ def serve(api: FakeApi):
     class _Handler(BaseHTTPRequestHandler):
         def _any(self):
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            status, headers, body = api.answer(self.command, self.path, self.headers)
+            sent = self.rfile.read(length) if length else b""
+            status, headers, body = api.answer(self.command, self.path, self.headers, sent)
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -91,7 +92,7 @@ def serve(api: FakeApi):
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = _any
+        do_GET = do_POST = do_PUT = _any
 
         def log_message(self, *args):  # quiet
             pass
@@ -114,7 +115,8 @@ class Adapter(requests.adapters.BaseAdapter):
         self.api = api
 
     def send(self, request, **kwargs):
-        status, headers, body = self.api.answer(request.method, request.url, request.headers)
+        sent = request.body.encode() if isinstance(request.body, str) else request.body
+        status, headers, body = self.api.answer(request.method, request.url, request.headers, sent)
         raw = urllib3.HTTPResponse(body=io.BytesIO(body), headers=headers, status=status, preload_content=False,
                                    reason="OK" if status < 400 else "Error")
         return requests.adapters.HTTPAdapter().build_response(request, raw)

@@ -43,7 +43,7 @@ def test_multicloud_groups_and_vars_as_ansible_reads_them(tmp_path):
     assert sorted(files) == sorted(
         ["inventory/group_vars/all.yml", "inventory/group_vars/monitoring.yml", "inventory/hosts.yml"]
         + [f"inventory/group_vars/pool_{p.name}.yml" for p in plan.pools]
-        + [f"inventory/group_vars/slurm_{role}_{c.site.replace('-', '_')}.yml" for c in plan.slurm
+        + [f"inventory/group_vars/slurm_{role}_{c.name.replace('-', '_')}.yml" for c in plan.slurm
            for role in ("controller", "accounting")])
     data = _ansible_list(tmp_path, files)
     hostvars = data["_meta"]["hostvars"]
@@ -138,27 +138,125 @@ def test_slurm_control_plane_groups_and_vars_as_ansible_reads_them(tmp_path):
         assert values["slurm_client_version"] == values["slurm_controller_version"] == \
             values["slurm_accounting_version"] == plan.software.slurm == "21.08"
         assert "munge_key" not in values and "slurm_accounting_storage_pass" not in values  # secrets: never here
-    # Every group slurm.yml (run after site.yml) targets is one the inventory fills.
+    # Every group slurm.yml (run after site.yml) targets is one the inventory fills: slurm_login
+    # where a cluster has login nodes (onprem-dgx has none; test_login_nodes_and_qos_... has).
     plays = yaml.safe_load((REPO / "playbooks/slurm.yml").read_text())
-    assert {g for play in plays for g in play["hosts"].split(":")} == {"slurm_controller", "slurm_accounting", "slurm"}
+    assert {g for play in plays for g in play["hosts"].split(":")} == {"slurm_controller", "slurm_accounting",
+                                                                       "slurm_login", "slurm"}
     assert all(_members(data, g) for g in ("slurm_controller", "slurm_accounting", "slurm"))
 
 
-def test_every_site_is_its_own_cluster_with_its_own_controller(tmp_path):
+def test_multicloud_is_one_cluster_whose_controller_serves_every_site(tmp_path):
+    """The example declares one cluster over its five sites: one controller group, one slurmdbd,
+    every pool configless from the on-prem controller."""
     plan, _, files = _stack("multicloud")
+    data = _ansible_list(tmp_path, files)
+    hostvars = data["_meta"]["hostvars"]
+    (cluster,) = plan.slurm
+    assert cluster.name == "global" and cluster.sites == [s.name for s in plan.sites]
+    assert _members(data, "slurm_controller") == _members(data, "slurm_controller_global") == ["onprem-0001"]
+    assert _members(data, "slurm_accounting") == _members(data, "slurm_accounting_global") == ["onprem-0001"]
+    assert "slurm_login" not in data  # no login node declared
+    values = hostvars["onprem-0001"]
+    assert values["slurm_accounting_cluster_name"] == "multicloud-global"
+    assert values["slurm_accounting_qos"] == [] and values["slurm_accounting_federation"] is None
+    assert "ClusterName=multicloud-global\n" in values["slurm_controller_conf_content"]
+    for pool in plan.pools:
+        assert hostvars[pool.first_host()]["slurm_client_configless_server"] == "onprem-0001"
+
+
+def _per_site_multicloud() -> str:
+    """The multicloud example without its slurm: section: a cluster per site."""
+    text = (REPO / "stacks/multicloud/factory.yaml").read_text()
+    return text[:text.index("\nslurm:")] + "\n"
+
+
+def test_without_a_slurm_section_every_site_is_its_own_cluster_with_its_own_controller(tmp_path):
+    plan = planning.build(spec.load_string(_per_site_multicloud()))
+    files = build_files(plan)
     data = _ansible_list(tmp_path, files)
     hostvars = data["_meta"]["hostvars"]
     assert len(plan.slurm) == len({p.site for p in plan.pools}) > 1
     assert _members(data, "slurm_controller") == [c.controllers[0] for c in plan.slurm]
     for cluster in plan.slurm:
         (primary,) = cluster.controllers
+        assert cluster.name == cluster.site and cluster.sites == [cluster.site]
         group = f"slurm_controller_{cluster.site.replace('-', '_')}"
         assert _members(data, group) == [primary]
         assert hostvars[primary]["slurm_controller_hosts"] == [primary]
         assert f"SlurmctldHost={primary}\n" in hostvars[primary]["slurm_controller_conf_content"]
+        assert hostvars[primary]["slurm_accounting_cluster_name"] == f"multicloud-{cluster.site}"
         for pool in plan.pools:
             if pool.site == cluster.site:
                 assert hostvars[pool.first_host()]["slurm_client_configless_server"] == primary
+
+
+LOGIN_QOS = """
+slurm:
+  clusters:
+    - site: lab
+      login: [{pool: gpu}]
+      qos:
+        - {name: high, priority: 100, max_wall: 12h, max_gpus_per_user: 16}
+        - {name: debug, max_wall: 30m, max_jobs_per_user: 2}
+      fairshare: {decay_half_life_days: 14}
+"""
+
+
+def test_login_nodes_and_qos_as_ansible_reads_them(tmp_path):
+    """The login group holds the declared login nodes with their controllers and the lock's Slurm;
+    the accounting group the QoS slurmdbd is to hold, every key present (None where unset)."""
+    from aifactory.render.deployment import build_files as render_files
+
+    plan = planning.build(spec.load_string((REPO / "stacks/lab/factory.yaml").read_text() + LOGIN_QOS))
+    files = build_files(plan)
+    data = _ansible_list(tmp_path, files)
+    hostvars = data["_meta"]["hostvars"]
+    assert _members(data, "slurm_login") == _members(data, "slurm_login_lab") == ["gpu-0001"]
+    login = ansible_data.load_yaml(files["inventory/group_vars/slurm_login_lab.yml"])
+    # Debian 12's Slurm 22.05 has no sackd: login nodes get the controllers' slurm.conf itself.
+    assert plan.software.slurm == "22.05"
+    assert login == {"slurm_login_conf_servers": ["gpu-0001"], "slurm_login_slurm_version": "22.05",
+                     "slurm_login_conf_content": render_files(plan)["slurm/lab/slurm.conf"]}
+    values = hostvars["gpu-0001"]
+    assert values["slurm_login_conf_servers"] == ["gpu-0001"]
+    assert values["slurm_accounting_cluster_name"] == "lab-lab"
+    assert values["slurm_accounting_qos"] == [
+        {"name": "high", "priority": 100, "max_wall": 720, "max_jobs_per_user": None, "max_gpus_per_user": 16},
+        {"name": "debug", "priority": 0, "max_wall": 30, "max_jobs_per_user": 2, "max_gpus_per_user": None}]
+    assert values["slurm_accounting_federation"] is None
+    assert "slurm_login_conf_servers" not in hostvars["gpu-0002"]
+    # From 23.11 sackd fetches the configuration from the controllers: no copy to drift.
+    text = (REPO / "stacks/lab/factory.yaml").read_text().replace("os: debian-12", "os: debian-13")
+    plan = planning.build(spec.load_string(text + LOGIN_QOS))
+    login = ansible_data.load_yaml(build_files(plan)["inventory/group_vars/slurm_login_lab.yml"])
+    assert login == {"slurm_login_conf_servers": ["gpu-0001"], "slurm_login_slurm_version": "24.11"}
+
+
+def test_a_federation_shares_the_first_clusters_slurmdbd(tmp_path):
+    text = _per_site_multicloud() + """
+slurm:
+  layout: federation
+  federation: gpus
+  clusters:
+    - {site: dc1, qos: [{name: high, priority: 10}]}
+    - {site: aws-use1, qos: [{name: high, priority: 10}, {name: spot, max_wall: 2h}]}
+"""
+    plan = planning.build(spec.load_string(text))
+    files = build_files(plan)
+    data = _ansible_list(tmp_path, files)
+    hostvars = data["_meta"]["hostvars"]
+    names = [f"multicloud-{c.name}" for c in plan.slurm]
+    assert len(names) == 5 and {c.federation for c in plan.slurm} == {"gpus"}
+    # One slurmdbd, on the first cluster's controller: the others send it their records.
+    assert _members(data, "slurm_accounting") == ["onprem-0001"]
+    assert {(c.accounting_host, c.accounting_port) for c in plan.slurm} == {("onprem-0001", 6819)}
+    values = hostvars["onprem-0001"]
+    assert values["slurm_accounting_federation"] == {"name": "gpus", "clusters": names}
+    assert [q["name"] for q in values["slurm_accounting_qos"]] == ["high", "spot"]
+    assert hostvars["aws-0001"]["slurm_controller_accounting_host"] == "onprem-0001"
+    assert "AccountingStorageHost=onprem-0001\nAccountingStoragePort=6819\n" in \
+        hostvars["aws-0001"]["slurm_controller_conf_content"]
 
 
 def test_external_accounting_has_no_accounting_host_in_the_inventory(tmp_path):

@@ -33,7 +33,7 @@ def test_ansible_lint_production_profile_is_clean():
 def test_syntax_check(playbook, tmp_path):
     inventory = tmp_path / "hosts.yml"
     groups = ["nvidia", "nvswitch", "imex", "rdma", "efa", "gpudirect_tcpx", "gpudirect_tcpxo", "slurm", "monitoring",
-              "slurm_controller", "slurm_accounting"]
+              "slurm_controller", "slurm_accounting", "slurm_login"]
     inventory.write_text(yaml.safe_dump({"all": {"children": {g: {"hosts": {"n1": None}} for g in groups}}}))
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "--syntax-check", playbook],
                           cwd=PLAYBOOKS, capture_output=True, text=True, env=ENV)
@@ -83,7 +83,7 @@ def test_role_layout_and_argument_specs(role):
 
 
 OS_ROLES = ["nvidia_driver", "cuda_toolkit", "rdma", "slurm_client", "nccl", "nvidia_fabric", "node_exporter",
-            "prometheus", "munge", "slurm_controller", "slurm_accounting"]
+            "prometheus", "munge", "slurm_controller", "slurm_accounting", "slurm_login", "pyxis"]
 
 
 @pytest.mark.parametrize("name", OS_ROLES)
@@ -97,6 +97,36 @@ def test_one_os_dispatch_covers_debian_ubuntu_and_rhel(name):
     if setups:
         assert setups == {"setup-Debian", "setup-RedHat"}
         assert "setup-{{ ansible_facts['os_family'] }}.yml" in main
+
+
+def test_pyxis_defaults_are_the_catalog_rows():
+    """The role's pinned Enroot files and Pyxis commit are the catalog's container_runtime rows."""
+    from aifactory.catalog import load as load_catalog
+
+    catalog = load_catalog()
+    defaults = yaml.safe_load((PLAYBOOKS / "roles/pyxis/defaults/main.yml").read_text())
+    rows = [r for component in ("enroot", "enroot_caps")
+            for r in catalog.container_runtime_for(component, defaults["pyxis_enroot_version"])]
+    assert rows
+    wanted = [{"component": r.component, "family": r.family, "arch": r.arch, "url": r.url, "sha256": r.sha256 or ""}
+              for r in rows]
+    key = lambda f: (f["component"], f["family"], f["arch"])  # noqa: E731
+    assert sorted(defaults["pyxis_enroot_packages"], key=key) == sorted(wanted, key=key)
+    [source] = catalog.container_runtime_for("pyxis", defaults["pyxis_version"])
+    assert (defaults["pyxis_source_url"], defaults["pyxis_source_commit"]) == (source.url, source.commit)
+
+
+def test_pyxis_only_runs_where_asked_for():
+    """Existing runs are unchanged: the role is off by default and every play gates it."""
+    assert yaml.safe_load((PLAYBOOKS / "roles/pyxis/defaults/main.yml").read_text())["pyxis_install"] is False
+    gated = []
+    for book in ("site.yml", "slurm.yml"):
+        for play in yaml.safe_load((PLAYBOOKS / book).read_text()):
+            for role in play.get("roles", []):
+                if role["role"] == "pyxis":
+                    assert role["when"] == "pyxis_install | default(false) | bool", (book, play["name"])
+                    gated.append((book, play["hosts"]))
+    assert ("site.yml", "slurm") in gated and ("slurm.yml", "slurm:slurm_login") in gated, gated
 
 
 def test_services_are_only_started_where_systemd_runs():

@@ -21,6 +21,30 @@ pools:
 """
 
 
+# A slurm: section for nvl72_spec(..., hgx=N): the controller on the HGX pool, an external slurmdbd
+# on its own port, and the HGX pool as the default partition (not the first pool, the default's).
+EXTERNAL_ACCOUNTING = """
+slurm:
+  clusters:
+    - site: hall
+      controller: {pool: hgx}
+      accounting: {database: external, host: slurmdbd.example.com, port: 7031}
+      default_partition: hgx
+"""
+
+# Login nodes, QoS and fair-share for nvl72_spec(..., hgx=N): what a cluster users share adds.
+LOGIN_QOS_FAIRSHARE = """
+slurm:
+  clusters:
+    - site: hall
+      login: [{pool: hgx}]
+      qos:
+        - {name: high, priority: 100, max_wall: 12h, max_gpus_per_user: 64}
+        - {name: debug, max_wall: 30m, max_jobs_per_user: 2}
+      fairshare: {decay_half_life_days: 14, weights: {fairshare: 10000, age: 1000, qos: 5000, job_size: 100}}
+"""
+
+
 def planned(source: str | Path):
     loaded = spec.load(source) if isinstance(source, Path) else spec.load_string(source)
     return planning.build(loaded), loaded.factory

@@ -43,7 +43,8 @@ SITE_YML = REPO / "playbooks" / "site.yml"
 @dataclass(frozen=True)
 class Role:
     """Installed by ``role`` from the inventory variable ``var`` of ``group`` ("pool": the file's
-    pool group; "site": the role's group for the file's site, e.g. ``slurm_controller_<site>``;
+    pool group; "cluster": the role's group for the file's Slurm cluster, e.g. ``slurm_controller_<cluster>``,
+    where a cluster per site is named after its site;
     otherwise that group), as the whole value or, with ``key``, one item of it."""
 
     role: str
@@ -88,7 +89,7 @@ class Review:
 
 
 POOL = r"(?P<pool>[a-z0-9-]+)"
-SITE = r"(?P<site>[a-z0-9-]+)"
+CLUSTER = r"(?P<cluster>[a-z0-9-]+)"
 CONSUMERS = {
     # aifactory render
     rf"nccl/{POOL}/nccl\.conf": Role("nccl", "nccl_conf_content"),
@@ -103,7 +104,7 @@ CONSUMERS = {
     r"inventory/group_vars/(?P<group>[a-z0-9_]+)\.yml": Inventory(),
     # slurmctld serves them to configless slurmd on the nodes; tests/render/test_slurmctld.py feeds
     # them to the real slurmctld, tests/slurm/test_control_plane.py runs a job with them.
-    **{rf"slurm/{SITE}/{re.escape(name)}": Role("slurm_controller", var, group="site")
+    **{rf"slurm/{CLUSTER}/{re.escape(name)}": Role("slurm_controller", var, group="cluster")
        for name, var in SLURM_CONTROLLER_FILES.items()},
     rf"kubernetes/{POOL}/gpu-operator-values\.yaml": External(
         "helm install gpu-operator --values", "modules/aifactory/render/kubernetes.py", "GPU Operator Helm values"),
@@ -200,8 +201,8 @@ def test_every_rendered_file_has_exactly_one_consumer_that_takes_it(name):
         consumer = CONSUMERS[pattern]
         if isinstance(consumer, Role):
             group = {"pool": lambda: group_name("pool", match["pool"]),
-                     "site": lambda: group_name(consumer.role, match["site"])}.get(consumer.group,
-                                                                                   lambda: consumer.group)()
+                     "cluster": lambda: group_name(consumer.role, match["cluster"])}.get(consumer.group,
+                                                                                      lambda: consumer.group)()
             assert ancestors(hosts_yml, group) & groups_running(consumer.role), (
                 f"{rel}: the hosts of {group} never run the {consumer.role} role in site.yml")
             assert role_reads(consumer.role, consumer.var), f"{rel}: the {consumer.role} role never reads {consumer.var}"

@@ -15,7 +15,7 @@ from aifactory.inventory import host_names, host_range
 from aifactory.render import hostlist as hl
 from aifactory.render.deployment import MANIFEST, render
 from aifactory.render.nccl import settings
-from tests.render.helpers import REPO, STACKS, expand, nvl72_spec, planned, rendered
+from tests.render.helpers import EXTERNAL_ACCOUNTING, REPO, STACKS, expand, nvl72_spec, planned, rendered
 
 NVL72 = """
 name: nvl
@@ -66,13 +66,13 @@ def test_rerun_writes_nothing_and_check_reports_drift(tmp_path):
 
     assert _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out), "--check").returncode == 0
     (out / "nccl" / "aws" / "nccl.conf").write_text("NCCL_DEBUG=INFO\n")
-    (out / "slurm" / "dc1" / "gres.conf").unlink()
+    (out / "slurm" / "global" / "gres.conf").unlink()
     (out / "stray.txt").write_text("x")
     before = _tree(out)
     r = _cli("render", "stacks/multicloud/factory.yaml", "--out", str(out), "--check")
     assert r.returncode == 3, "drift has its own exit code, apart from errors (1) and usage (2)"
     assert f"changed: {out}/nccl/aws/nccl.conf" in r.stdout
-    assert f"missing: {out}/slurm/dc1/gres.conf" in r.stdout
+    assert f"missing: {out}/slurm/global/gres.conf" in r.stdout
     assert "stray.txt" not in r.stdout, "files no render wrote are not the drift gate's to judge"
     assert _tree(out) == before, "--check must write nothing"
     # Files a render wrote that another spec no longer has are extra.
@@ -95,7 +95,8 @@ def test_removed_pool_files_are_removed(tmp_path):
     out = tmp_path / "deploy"
     assert _cli("render", str(first), "--out", str(out)).returncode == 0
     assert (out / "nccl" / "oci" / "nccl.conf").exists()
-    first.write_text(spec.replace("  - {name: oci, site: oci-iad", "  # - {name: oci, site: oci-iad"))
+    first.write_text(spec.replace("  - {name: oci, site: oci-iad", "  # - {name: oci, site: oci-iad")
+                     .replace(", oci-iad]", "]"))  # a Slurm cluster names only sites with Slurm pools
     r = _cli("render", str(first), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert not (out / "nccl" / "oci").exists() and not (out / "slurm" / "oci-iad").exists()
@@ -284,14 +285,7 @@ def test_the_control_plane_lines_come_from_the_plan():
 
 
 def test_external_accounting_and_the_default_partition_as_the_spec_names_them():
-    spec = nvl72_spec(36, "ubuntu-24.04", hgx=8) + """
-slurm:
-  clusters:
-    - site: hall
-      controller: {pool: hgx}
-      accounting: {database: external, host: slurmdbd.example.com, port: 7031}
-      default_partition: hgx
-"""
+    spec = nvl72_spec(36, "ubuntu-24.04", hgx=8) + EXTERNAL_ACCOUNTING
     settings = _settings(rendered(spec)["slurm/hall/slurm.conf"])
     assert [v for k, v in settings if k == "SlurmctldHost"] == ["hgx-0001"]
     assert ("AccountingStorageHost", "slurmdbd.example.com") in settings

@@ -40,7 +40,8 @@ import pytest
 from aifactory.configure.rootfs import debian_mirror, default_cache_dir
 from aifactory.render import slurm
 from tests.conftest import need_root, require_tool
-from tests.render.helpers import STACKS, expand, nvl72_spec, planned, rendered
+from tests.render.helpers import (EXTERNAL_ACCOUNTING, LOGIN_QOS_FAIRSHARE, STACKS, expand, nvl72_spec, planned,
+                                 rendered)
 
 pytestmark = pytest.mark.slow
 
@@ -68,14 +69,16 @@ def _expand(ctld: "Slurmctld", hostlist: str) -> list[str]:
 # The settings that need a running slurmdbd (tests/slurm/test_control_plane.py runs one): a fresh
 # slurmctld fetches its TRES from the database and stops without it, and gres/gpu accounting
 # needs the slurmdbd plugin. Left as rendered only where a test asks for it (accounting=True).
-NEEDS_SLURMDBD = {"AccountingStorageType": "accounting_storage/none", "AccountingStorageTRES": None}
+NEEDS_SLURMDBD = {"AccountingStorageType": "accounting_storage/none", "AccountingStorageTRES": None,
+                  "AccountingStorageEnforce": None}
 
 
-def _local_conf(src: dict[str, str], site: str, tmp: Path, root: Path = Path("/"), accounting: bool = False) -> Path:
-    """slurm.conf and its companions in ``tmp``, with paths as a slurmctld chrooted to ``root``
-    sees them; returns slurm.conf's path as that slurmctld sees it."""
+def _local_conf(src: dict[str, str], cluster: str, tmp: Path, root: Path = Path("/"), accounting: bool = False) -> Path:
+    """slurm.conf and its companions of ``cluster`` (``slurm/<cluster>/``: a cluster per site is
+    named after its site) in ``tmp``, with paths as a slurmctld chrooted to ``root`` sees them;
+    returns slurm.conf's path as that slurmctld sees it."""
     for name in ("slurm.conf", "gres.conf", "topology.conf", "cgroup.conf"):
-        key = f"slurm/{site}/{name}"
+        key = f"slurm/{cluster}/{name}"
         if key in src:
             (tmp / name).write_text(src[key])
     state = tmp / "state"
@@ -153,14 +156,14 @@ class Slurmctld:
                 self.proc.wait()
 
 
-def _start(files: dict[str, str], site: str, tmp_path: Path, root: Optional[Path] = None,
+def _start(files: dict[str, str], cluster: str, tmp_path: Path, root: Optional[Path] = None,
            accounting: bool = False) -> Slurmctld:
     if root:
         tmp_path = Path(tempfile.mkdtemp(prefix="slurm-", dir=root / "tmp"))
-        return Slurmctld(_local_conf(files, site, tmp_path, root, accounting), root, tmp_path / "slurmctld.log")
+        return Slurmctld(_local_conf(files, cluster, tmp_path, root, accounting), root, tmp_path / "slurmctld.log")
     require_tool("slurmctld", "slurmctld")
     require_tool("scontrol", "slurm-client")
-    return Slurmctld(_local_conf(files, site, tmp_path, accounting=accounting), log=tmp_path / "slurmctld.log")
+    return Slurmctld(_local_conf(files, cluster, tmp_path, accounting=accounting), log=tmp_path / "slurmctld.log")
 
 
 def _fields(text: str) -> dict[str, str]:
@@ -236,14 +239,7 @@ def test_the_planned_control_plane_is_what_slurmctld_runs(tmp_path):
 
 
 def test_external_accounting_and_another_default_partition_are_what_slurmctld_runs(tmp_path):
-    spec = nvl72_spec(18, "debian-12", hgx=8) + """
-slurm:
-  clusters:
-    - site: hall
-      controller: {pool: hgx}
-      accounting: {database: external, host: slurmdbd.example.com, port: 7031}
-      default_partition: hgx
-"""
+    spec = nvl72_spec(18, "debian-12", hgx=8) + EXTERNAL_ACCOUNTING
     plan, _ = planned(spec)
     files = slurm.files(plan, plan.catalog())
     conf = files["slurm/hall/slurm.conf"]
@@ -256,10 +252,39 @@ slurm:
         ctld.stop()
 
 
-def test_multicloud_every_site_is_accepted(tmp_path):
-    """Each cloud site is its own cluster; slurmctld takes every one of them."""
+def test_multicloud_one_cluster_over_every_provider_is_accepted(tmp_path):
+    """The example's one cluster: every pool's nodes and partition, and each site a switch tree of
+    its own that slurmctld takes as it is (it warns that no switch reaches every node)."""
     plan, _ = planned(STACKS / "multicloud" / "factory.yaml")
     files = rendered(STACKS / "multicloud" / "factory.yaml")
+    ctld = _start(files, "global", tmp_path)
+    try:
+        out = ctld.show("node", "-o")
+        records = {r["NodeName"]: r for r in (_fields(line) for line in out.splitlines()
+                                               if line.startswith("NodeName="))}
+        assert sorted(records) == sorted(n for p in plan.pools for n in p.host_names())
+        for pool in plan.pools:
+            part = _fields(ctld.show("partition", pool.name))
+            assert part["TotalNodes"] == str(pool.nodes), pool.name
+            assert part["Default"] == ("YES" if pool.name == "onprem" else "NO")
+            assert {records[n]["Partitions"] for n in pool.host_names()} == {pool.name}
+        assert _config(ctld)["ClusterName"] == "multicloud-global"
+        # One pool per site here: each site's tree is one switch, and no switch is above another.
+        switches = _switches(ctld)
+        assert {s["Level"] for s in switches.values()} == {"0"}
+        under = {n: set(_expand(ctld, s["Nodes"])) for n, s in switches.items()}
+        assert sorted(map(len, under.values())) == sorted(p.nodes for p in plan.pools)
+        assert set().union(*under.values()) == set(records)
+        assert "no switch can reach all nodes through its descendants" in ctld.log.read_text()
+    finally:
+        ctld.stop()
+
+
+def test_multicloud_per_site_every_site_is_accepted(tmp_path):
+    """Without its slurm: section each site is its own cluster; slurmctld takes every one of them."""
+    text = (STACKS / "multicloud" / "factory.yaml").read_text()
+    plan, _ = planned(text[:text.index("\nslurm:")] + "\n")
+    files = slurm.files(plan, plan.catalog())
     for pool in plan.pools:
         d = tmp_path / pool.site
         d.mkdir()
@@ -272,6 +297,32 @@ def test_multicloud_every_site_is_accepted(tmp_path):
         finally:
             ctld.stop()
 
+
+def test_login_qos_and_fairshare_are_what_slurmctld_runs(tmp_path):
+    """A cluster with login nodes, QoS and fair-share: slurmctld runs multifactor priority with the
+    planned weights and half-life. As rendered, with AccountingStorageEnforce, it will not start
+    before slurmdbd is up (slurm.yml sets up slurmdbd first)."""
+    spec = nvl72_spec(18, "debian-12", hgx=8) + LOGIN_QOS_FAIRSHARE
+    plan, _ = planned(spec)
+    files = slurm.files(plan, plan.catalog())
+    conf = files["slurm/hall/slurm.conf"]
+    assert "AccountingStorageEnforce=associations,limits,qos\n" in conf
+    (tmp_path / "dbd").mkdir()
+    code, log = _start(files, "hall", tmp_path / "dbd", accounting=True).exited()
+    assert code != 0 and "Registering slurmctld at port" in log, log[-3000:]
+    assert "slurmdbd and/or database must be up at slurmctld start time" in log, log[-3000:]
+    (tmp_path / "run").mkdir()
+    ctld = _start(files, "hall", tmp_path / "run")
+    try:
+        config = _config(ctld)
+        assert config["PriorityType"] == "priority/multifactor"
+        assert config["PriorityDecayHalfLife"] == "14-00:00:00"
+        assert (config["PriorityWeightFairShare"], config["PriorityWeightAge"], config["PriorityWeightQOS"],
+                config["PriorityWeightJobSize"]) == ("10000", "1000", "5000", "100")
+        nodes = [_fields(line) for line in ctld.show("node", "-o").splitlines() if line.startswith("NodeName=")]
+        assert len(nodes) == 18 + 8
+    finally:
+        ctld.stop()
 
 
 def _switches(ctld: Slurmctld) -> dict[str, dict[str, str]]:

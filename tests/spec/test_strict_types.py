@@ -143,3 +143,65 @@ def test_hostile_slurm_fields_are_refused_on_their_line(key, value, field):
 def test_fair_slurm_fields_pass(key, value):
     old = SLURM_LINES[key]
     assert _errors(TEXT.replace(old, old.split(":", 1)[0] + ": " + value)) == []
+
+
+# Fields of a cluster that the on-prem example leaves out: each hostile value, on a line of its own
+# after default_partition, is refused on that line.
+@pytest.mark.parametrize("line,field", [
+    ("      name: \"global\\nClusterName=evil\"", "name"),
+    ("      name: \"{{ lookup('pipe','id') }}\"", "name"),
+    ("      name: ../x", "name"),
+    ("      sites: [hall1, \"$(reboot)\"]", "sites"),
+    ("      login: [{host: \"dgx-003\\nSlurmctldHost=evil\"}]", "host"),
+    ("      login: [{pool: \"{{ 7*7 }}\"}]", "pool"),
+    ("      login: [" + ", ".join(["{pool: dgx}"] * 17) + "]", "login"),
+    ("      qos: [{name: \"high\\nPriorityType=priority/basic\"}]", "name"),
+    ("      qos: [{name: \"{{ lookup('pipe','id') }}\"}]", "name"),
+    ("      qos: [{name: high, priority: true}]", "priority"),
+    ("      qos: [{name: high, priority: -1}]", "priority"),
+    ("      qos: [{name: high, priority: 2147483648}]", "priority"),
+    ("      qos: [{name: high, priority: \"10\"}]", "priority"),
+    ("      qos: [{name: high, max_wall: 1:30:00}]", "max_wall"),
+    ("      qos: [{name: high, max_wall: 90}]", "max_wall"),
+    ("      qos: [{name: high, max_wall: \"12h; rm -rf /\"}]", "max_wall"),
+    ("      qos: [{name: high, max_jobs_per_user: 0}]", "max_jobs_per_user"),
+    ("      qos: [{name: high, max_gpus_per_user: 1.5}]", "max_gpus_per_user"),
+    ("      qos: [{name: high, grp_tres: \"gres/gpu=1\"}]", "qos"),
+    ("      qos: [" + ", ".join(f"{{name: q{i}}}" for i in range(65)) + "]", "qos"),
+    ("      fairshare: {enabled: \"yes\"}", "enabled"),
+    ("      fairshare: {decay_half_life_days: 0}", "decay_half_life_days"),
+    ("      fairshare: {weights: {fairshare: 4294967296}}", "fairshare"),
+    ("      fairshare: {weights: {age: true}}", "age"),
+    ("      fairshare: {weights: {site: 1}}", "weights"),
+])
+def test_hostile_slurm_cluster_fields_are_refused_on_their_line(line, field):
+    anchor = SLURM_LINES["default_partition"]
+    text = TEXT.replace(anchor, anchor + "\n" + line)
+    number = text.splitlines().index(line) + 1
+    errors = _errors(text)
+    assert errors, f"{line!r} was accepted"
+    assert any(f.path[:2] == ("slurm", "clusters") and field in f.path and f.line == number for f in errors), \
+        [f.render() for f in errors]
+
+
+@pytest.mark.parametrize("line,where", [
+    ("  layout: \"single\\nx\"", "layout"),
+    ("  layout: one", "layout"),
+    ("  federation: \"{{ lookup('pipe','id') }}\"", "federation"),
+])
+def test_hostile_slurm_layout_fields_are_refused_on_their_line(line, where):
+    text = TEXT.replace("slurm:\n  clusters:\n", f"slurm:\n{line}\n  clusters:\n")
+    number = text.splitlines().index(line) + 1
+    errors = _errors(text)
+    assert any(f.path == ("slurm", where) and f.line == number for f in errors), [f.render() for f in errors]
+
+
+@pytest.mark.parametrize("line", [
+    "      login: [{host: dgx-003}, {pool: dgx}]",
+    "      qos: [{name: high, priority: 100, max_wall: 7d, max_jobs_per_user: 4, max_gpus_per_user: 32}]",
+    "      fairshare: {decay_half_life_days: 14, weights: {fairshare: 100000, age: 1000, qos: 10000, job_size: 0}}",
+    "      name: hall",
+])
+def test_fair_slurm_cluster_fields_pass(line):
+    anchor = SLURM_LINES["default_partition"]
+    assert _errors(TEXT.replace(anchor, anchor + "\n" + line)) == []

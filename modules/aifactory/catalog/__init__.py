@@ -361,6 +361,41 @@ class NcclBusbw:
     source: Prose
 
 
+# The container runtime of Slurm nodes (Enroot and NVIDIA's Pyxis SPANK plugin): artefacts the pyxis role
+# fetches from their publisher, each pinned by a digest. Enroot ships as package files per OS family
+# and CPU architecture (Ansible's architecture fact); Pyxis is built on the node against its Slurm
+# headers, from the source tree of one git commit (family ``source``, arch ``any``).
+CONTAINER_RUNTIME_COMPONENTS = ("enroot", "enroot_caps", "pyxis")
+CONTAINER_RUNTIME_FAMILIES = ("debian", "redhat", "source")
+CONTAINER_RUNTIME_ARCHES = ("x86_64", "aarch64", "any")
+# An https URL of a file or repository: no query, fragment, space, quote, brace or '$'.
+URL = Cell(r"https://[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,5})?/[A-Za-z0-9._~/+%:@-]{0,400}",
+           "an https URL of letters, digits and ._~/+%:@- without query or fragment")
+SHA256 = Cell(r"[0-9a-f]{64}", "a sha256 digest, 64 lower-case hex digits")
+GIT_COMMIT = Cell(r"[0-9a-f]{40}", "a git commit id, 40 lower-case hex digits")
+
+
+def _choice(values: tuple[str, ...]) -> Cell:
+    return Cell("|".join(re.escape(v) for v in values), "one of " + ", ".join(values))
+
+
+@dataclass(frozen=True)
+class ContainerRuntimeArtifact:
+    """One artefact of the container runtime at one version: a package file for an OS family and CPU
+    architecture, checked against ``sha256`` after download, or a source tree checked out at
+    ``commit``. A digest the publisher does not state and that could not be computed from the file
+    stays empty, and the role refuses to install that file until one is supplied."""
+
+    component: Annotated[str, _choice(CONTAINER_RUNTIME_COMPONENTS)]
+    version: str
+    family: Annotated[str, _choice(CONTAINER_RUNTIME_FAMILIES)]
+    arch: Annotated[str, _choice(CONTAINER_RUNTIME_ARCHES)]
+    url: Annotated[str, URL]
+    sha256: Annotated[Optional[str], SHA256]
+    commit: Annotated[Optional[str], GIT_COMMIT]
+    source: Prose
+
+
 @dataclass(frozen=True)
 class Table:
     """A catalog table: its file, its record and the columns that key a row (an overlay row with
@@ -403,6 +438,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           "MIG profiles per GPU: compute and memory slices, instances per GPU"),
     Table("nccl_busbw", NcclBusbw, ("fabric",),
           "multi-node all_reduce bus bandwidth floor per fabric type, as a share of line rate"),
+    Table("container_runtime", ContainerRuntimeArtifact, ("component", "version", "family", "arch"),
+          "Enroot packages and the Pyxis source for Slurm containers, each with its digest"),
 )}
 
 
@@ -625,6 +662,7 @@ class Catalog:
         self.nccl_env = self.rows["nccl_env"]
         self.dcgm_counters = self.rows["dcgm_counters"]
         self.nccl_busbw = {b.fabric: b for b in self.rows["nccl_busbw"]}
+        self.container_runtime = self.rows["container_runtime"]
         # gpu -> profile -> row; a GPU without rows has no MIG the catalog knows of.
         self.mig_profiles: dict[str, dict[str, MigProfile]] = {}
         for m in self.rows["mig_profiles"]:
@@ -673,6 +711,14 @@ class Catalog:
             if not 0 < b.efficiency <= 1:
                 raise CatalogError(f"nccl_busbw {b.fabric}: efficiency must be above 0 and at most 1")
         check_package_ranges(self.rows["packages"])
+        for r in self.container_runtime:
+            where = f"container_runtime {r.component} {r.version} {r.family}/{r.arch}"
+            source = r.family == "source"
+            if source != (r.arch == "any") or source != (r.commit is not None):
+                raise CatalogError(f"{where}: a source tree (family source) has arch any and a commit; a package "
+                                   "file has an architecture and no commit")
+            if not source and not r.url.endswith(".deb" if r.family == "debian" else ".rpm"):
+                raise CatalogError(f"{where}: the url must name a .deb (debian) or .rpm (redhat) file")
         for m in self.rows["mig_profiles"]:
             where = f"mig_profiles {m.gpu}/{m.profile}"
             if m.gpu not in self.gpus:
@@ -714,6 +760,11 @@ class Catalog:
         major = int(cuda.split(".")[0])
         fits = [n for n in self.nccl if n.cuda_major == major and version_key(n.cuda_build) <= version_key(cuda)]
         return fits[-1] if fits else None
+
+    def container_runtime_for(self, component: str, version: str) -> list[ContainerRuntimeArtifact]:
+        """The artefacts of ``component`` at ``version``: its package files per OS family and
+        architecture, or its source tree; empty when the catalog has none."""
+        return [r for r in self.container_runtime if r.component == component and r.version == version]
 
     def dcgm_for(self, dcgm_major: int, cuda_major: int) -> DcgmRelease | None:
         for row in self.dcgm:

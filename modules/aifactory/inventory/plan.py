@@ -18,16 +18,20 @@ through a second template in a role: the nccl role installs the pool's NCCL file
 its dcgm-exporter counters and environment, the prometheus role (``monitoring`` group) the
 factory's Prometheus configuration and target files.
 
-The Slurm control plane of each site (``Plan.slurm``) gets two groups, children of the role
-groups slurm.yml targets: ``slurm_controller_<site>`` (the primary controller, then the backup)
-under ``slurm_controller``, and ``slurm_accounting_<site>`` (the primary controller, where
-accounting is local) under ``slurm_accounting``. These hosts are already members of their pool
-groups; they are named again, without variables, in these groups. The controller group's
-variables carry the site's rendered slurm.conf, cgroup.conf, gres.conf and topology.conf, the
-controllers in order and the slurmdbd host, which the slurm_controller role checks the rendered
-slurm.conf against; each Slurm pool learns its controllers as ``slurm_client_configless_server``.
-No secret is written here: ``munge_key`` and ``slurm_accounting_storage_pass`` come from the
-operator's secret store (README, "Slurm control plane").
+The control plane of each Slurm cluster (``Plan.slurm``; a cluster per site is named after its
+site) gets up to three groups, children of the role groups the Slurm plays target:
+``slurm_controller_<cluster>`` (the primary controller, then the backup) under
+``slurm_controller``, ``slurm_accounting_<cluster>`` (the primary controller, where accounting is
+local) under ``slurm_accounting``, and ``slurm_login_<cluster>`` (its login nodes, where it has
+any) under ``slurm_login``. These hosts are already members of their pool groups; they are named
+again, without variables, in these groups. The controller group's variables carry the cluster's
+rendered slurm.conf, cgroup.conf, gres.conf and topology.conf, the controllers in order and the
+slurmdbd host, which the slurm_controller role checks the rendered slurm.conf against; each Slurm
+pool learns its cluster's controllers as ``slurm_client_configless_server``, and the login group
+as ``slurm_login_conf_servers`` (with the rendered slurm.conf where the lock's Slurm predates sackd). The accounting group's variables carry what slurmdbd holds for
+the clusters it serves: their QoS, the ClusterName and the federation to create. No secret is
+written here: ``munge_key`` and ``slurm_accounting_storage_pass`` come from the operator's
+secret store (README, "Slurm control plane").
 
 The ``monitoring`` group holds the host that runs Prometheus. The spec has no field for it, so
 it is the first host of the first pool: every factory gets a Prometheus that scrapes every
@@ -122,10 +126,11 @@ NVL72_DOMAIN_GPUS = 72
 IMEX_PEERS_MAX_GENERATED_NODES = 64 * 18
 # The Ansible group of the Prometheus host (see the module docstring).
 MONITORING_GROUP = "monitoring"
-# The role groups of slurm.yml's control plane; each holds one child group per site.
+# The role groups of the Slurm control plane; each holds one child group per cluster.
 SLURM_CONTROLLER_GROUP = "slurm_controller"
 SLURM_ACCOUNTING_GROUP = "slurm_accounting"
-# slurm/<site>/<file> as `aifactory render` writes it -> the slurm_controller role variable that installs it.
+SLURM_LOGIN_GROUP = "slurm_login"
+# slurm/<cluster>/<file> as `aifactory render` writes it -> the slurm_controller role variable that installs it.
 SLURM_CONTROLLER_FILES = {
     "slurm.conf": "slurm_controller_conf_content",
     "cgroup.conf": "slurm_controller_cgroup_conf_content",
@@ -301,7 +306,7 @@ def pool_vars(pool: PoolPlan, plan: Plan, catalog: Catalog) -> dict[str, Any]:
         out["aifactory_region"] = pool.region
     cluster = plan.slurm_cluster(pool.site) if pool.scheduler == "slurm" else None
     if cluster is not None:
-        # Configless slurmd: the configuration comes from the site's controllers, primary first.
+        # Configless slurmd: the configuration comes from the cluster's controllers, primary first.
         out["slurm_client_configless_server"] = ",".join(cluster.controllers)
     if nvidia:
         # The one author of a node's NCCL and dcgm-exporter files is render/; the roles install its bytes.
@@ -342,17 +347,57 @@ def monitoring_host(plan: Plan) -> str | None:
 
 
 def slurm_controller_vars(cluster: SlurmClusterPlan, rendered: dict[str, str]) -> dict[str, Any]:
-    """The slurm_controller role's variables for one site: the site's rendered Slurm files
-    (from ``rendered``, the output of :func:`aifactory.render.slurm.files`), the controllers in
+    """The slurm_controller role's variables for one cluster: its rendered Slurm files (from
+    ``rendered``, the output of :func:`aifactory.render.slurm.files`), the controllers in
     SlurmctldHost order and the slurmdbd host the rendered slurm.conf must name."""
     out: dict[str, Any] = {
         "slurm_controller_hosts": list(cluster.controllers),
         "slurm_controller_accounting_host": cluster.accounting_host,
     }
     for name, var in SLURM_CONTROLLER_FILES.items():
-        text = rendered.get(f"slurm/{cluster.site}/{name}")
+        text = rendered.get(f"slurm/{cluster.name}/{name}")
         if text is not None:  # topology.conf only where the cluster has a topology
             out[var] = text
+    return out
+
+
+def slurm_accounting_vars(plan: Plan, cluster: SlurmClusterPlan) -> dict[str, Any]:
+    """The slurm_accounting role's variables for the slurmdbd on ``cluster``'s primary controller:
+    its port, the cluster's ClusterName, the QoS of every cluster it serves (each key present,
+    None where unset; ``max_wall`` in minutes, sacctmgr's MaxWall unit) and the federation to
+    create (``sacctmgr add federation <name> clusters=<ClusterName>,...``), or None."""
+    served = plan.slurm_accounting_served(cluster)
+    qos: dict[str, dict[str, Any]] = {}
+    for c in served:  # one QoS of a name per slurmdbd: the checks refuse two definitions
+        for q in c.qos:
+            qos.setdefault(q.name, q.model_dump(mode="json"))
+    members = [c.cluster_name(plan.name) for c in plan.slurm
+               if cluster.federation and c.federation == cluster.federation]
+    return {
+        "slurm_accounting_dbd_port": cluster.accounting_port,
+        "slurm_accounting_cluster_name": cluster.cluster_name(plan.name),
+        "slurm_accounting_qos": list(qos.values()),
+        "slurm_accounting_federation": ({"name": cluster.federation, "clusters": members}
+                                        if cluster.federation else None),
+    }
+
+
+# sackd, which fetches a login node's configuration from slurmctld, is in Slurm from 23.11
+# (https://slurm.schedmd.com/configless_slurm.html); before, login nodes need slurm.conf itself.
+SACKD_FROM = (23, 11)
+
+
+def slurm_login_vars(plan: Plan, cluster: SlurmClusterPlan, rendered: dict[str, str]) -> dict[str, Any]:
+    """The slurm_login role's variables for one cluster's login nodes: the controllers its clients
+    fetch the configuration from (configless, primary first), the lock's Slurm release where the
+    OS ships one (as the other Slurm roles' ``*_version``), and, where that release has no sackd
+    or is not known, the cluster's rendered slurm.conf (the controllers' bytes) to install."""
+    out: dict[str, Any] = {"slurm_login_conf_servers": list(cluster.controllers)}
+    if plan.software.slurm:
+        out["slurm_login_slurm_version"] = plan.software.slurm
+    release = plan.software.slurm_release
+    if release is None or release < SACKD_FROM:
+        out["slurm_login_conf_content"] = rendered[f"slurm/{cluster.name}/slurm.conf"]
     return out
 
 
@@ -464,16 +509,21 @@ def build_files(plan: Plan, catalog: Catalog | None = None,
             from ..render import slurm
 
             rendered = slurm.files(plan, catalog)
-        cg = group_name(SLURM_CONTROLLER_GROUP, cluster.site)
+        cg = group_name(SLURM_CONTROLLER_GROUP, cluster.name)
         children[cg] = {"hosts": InOrder((host, None) for host in cluster.controllers)}  # primary, then backup
-        # Sites in plan order too: groups['slurm_controller'] starts with the first site's primary.
+        # Clusters in plan order too: groups['slurm_controller'] starts with the first cluster's primary.
         children.setdefault(SLURM_CONTROLLER_GROUP, {"children": InOrder()})["children"][cg] = None
         files[f"inventory/group_vars/{cg}.yml"] = _dump(slurm_controller_vars(cluster, rendered))
         if cluster.accounting == "local":
-            ag = group_name(SLURM_ACCOUNTING_GROUP, cluster.site)
+            ag = group_name(SLURM_ACCOUNTING_GROUP, cluster.name)
             children[ag] = {"hosts": {cluster.accounting_host: None}}
             member(SLURM_ACCOUNTING_GROUP, ag)
-            files[f"inventory/group_vars/{ag}.yml"] = _dump({"slurm_accounting_dbd_port": cluster.accounting_port})
+            files[f"inventory/group_vars/{ag}.yml"] = _dump(slurm_accounting_vars(plan, cluster))
+        if cluster.login:
+            lg = group_name(SLURM_LOGIN_GROUP, cluster.name)
+            children[lg] = {"hosts": InOrder((host, None) for host in cluster.login)}
+            member(SLURM_LOGIN_GROUP, lg)
+            files[f"inventory/group_vars/{lg}.yml"] = _dump(slurm_login_vars(plan, cluster, rendered))
 
     first = monitoring_host(plan)
     if first is not None:

@@ -248,7 +248,8 @@ def _cluster(state: Path, nodes: list[LabNode]):
 
 def start_cluster(plan, nodes: list[LabNode], state: Path, inventory: Path, say=print, console=None):
     """Network, munged, MariaDB, slurmdbd, slurmctld and slurmd, in the order they need each
-    other; what already runs is left running. Returns the cluster and the accounting re-run's result."""
+    other; what already runs is left running. Returns the cluster and the accounting runs made on
+    the way (the slurm_accounting role needs MariaDB, then slurmdbd, running for its last steps)."""
     from .. import configure
     from .cluster import MARIADB, MUNGED, SLURMCTLD, SLURMDBD, slurmd, slurmd_options, wait_for
 
@@ -262,30 +263,30 @@ def start_cluster(plan, nodes: list[LabNode], state: Path, inventory: Path, say=
     names = {n.name for n in nodes}
     slurm_nodes = [n.name for n in nodes if pools[n.pool].scheduler == "slurm"]
     started = []
-    for host in sorted({h for h in slurm_nodes} | {h for c in plan.slurm for h in (*c.controllers, c.accounting_host)
+    for host in sorted({h for h in slurm_nodes} | {h for c in plan.slurm for h in (*c.controllers, c.accounting_host, *c.login)
                                                    if h in names}):
         if cluster.start(host, MUNGED):
             started.append(f"munged@{host}")
-    reran = None
+    reran = []
+
+    def accounting_run(host: str) -> None:
+        """The slurm_accounting role again, on ``host`` only, now that what it waited for runs."""
+        # Inside the node's network namespace, where MariaDB and slurmdbd listen.
+        done = configure.run(inventory, "slurm.yml", vars_files=[secrets_file(state)], console=console,
+                             artifacts_dir=state / "runner", limit=host, tags="slurm_accounting",
+                             extravars={"ansible_chroot_exe": str(cluster.chroot_exe(host))})
+        if not done.ok:
+            raise AifactoryError(f"lab: slurm.yml (slurm_accounting) failed on {host} (see {state / 'runner'})")
+        reran.append(done)
+
     for c in plan.slurm:
         if c.accounting == "local" and c.accounting_host in names:
             if cluster.start(c.accounting_host, MARIADB):
                 started.append(f"mariadbd@{c.accounting_host}")
-                # The role makes the database and slurmdbd's account once MariaDB answers.
-                reran = configure.run(inventory, "slurm.yml", vars_files=[secrets_file(state)], console=console,
-                                      artifacts_dir=state / "runner")
-                if not reran.ok:
-                    raise AifactoryError(f"lab: slurm.yml failed on {', '.join(reran.failed_hosts)} "
-                                         f"once MariaDB ran (see {state / 'runner'})")
+                accounting_run(c.accounting_host)  # the database and slurmdbd's account, once MariaDB answers
             if cluster.start(c.accounting_host, SLURMDBD):
                 started.append(f"slurmdbd@{c.accounting_host}")
-            # slurmctld records jobs for a cluster slurmdbd knows (accounting.html: sacctmgr add cluster).
-            name = cluster_name(state, c.site)
-            listed = cluster.run(c.accounting_host, "sacctmgr", "-n", "-P", "list", "cluster", "format=cluster")
-            if name not in listed.stdout.split():
-                added = cluster.run(c.accounting_host, "sacctmgr", "-i", "add", "cluster", name)
-                if added.returncode:
-                    raise AifactoryError(f"lab: sacctmgr add cluster {name} failed: {added.stderr.strip()}")
+                accounting_run(c.accounting_host)  # the cluster (and any QoS) in slurmdbd, once it answers
         for host in c.controllers:
             if host in names and cluster.start(host, SLURMCTLD):
                 started.append(f"slurmctld@{host}")
@@ -303,17 +304,6 @@ def start_cluster(plan, nodes: list[LabNode], state: Path, inventory: Path, say=
     say(f"  started: {', '.join(started) if started else 'nothing (all running)'}; "
         f"sinfo: {', '.join(f'{h} {s}' for h, s in sorted(seen.items()))}")
     return cluster, reran
-
-
-def cluster_name(state: Path, site: str) -> str:
-    """``ClusterName`` of the site's rendered slurm.conf (the one slurmctld reads)."""
-    import re
-
-    conf = state / "deploy" / "slurm" / site / "slurm.conf"
-    found = re.search(r"^ClusterName=(\S+)$", conf.read_text(), re.M)
-    if not found:
-        raise AifactoryError(f"{conf}: no ClusterName")
-    return found.group(1)
 
 
 # The lab's acceptance job: a batch job on two nodes that runs hostname on each, and reads the GPUs
@@ -364,7 +354,7 @@ def run_job(plan, cluster, nodes: list[LabNode], state: Path) -> JobResult:
     out = first.root / "tmp" / f"aifactory-job-{job}.out"
     output = out.read_text(errors="replace") if out.is_file() else ""
     fields = ("JobID", "JobName", "NodeList", "AllocTRES", "State", "ExitCode")
-    name = cluster_name(state, c.site)
+    name = c.cluster_name(plan.name)
 
     def recorded():
         sacct = cluster.run(ctl, "sacct", "-j", job, "-n", "-P", "-M", name, "-o", ",".join(fields)).stdout

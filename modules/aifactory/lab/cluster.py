@@ -156,6 +156,19 @@ class LabCluster:
         return ["ip", "netns", "exec", self.ns[host], "unshare", "--mount", "--uts", "--propagation", "private",
                 "sh", "-c", script, "sh", root, host, root, *argv]
 
+    def chroot_exe(self, host: str) -> Path:
+        """A ``chroot`` for Ansible's chroot connection (``ansible_chroot_exe``) that runs inside
+        ``host``'s namespaces, for role steps that talk to the lab's daemons (sacctmgr to slurmdbd).
+        Runs that install packages keep the plain chroot: a node's namespace has no route out."""
+        script = self.state / "bin" / f"chroot-{host}"
+        argv = shlex.join(self._argv(host, ())[:-1])  # everything up to the tree; chroot "$@" takes the rest
+        text = ("#!/bin/sh\n# chroot into lab node " + host + " inside its network namespace (see aifactory.lab.cluster)\n"
+                f'exec {argv} "$@"\n')
+        script.parent.mkdir(parents=True, exist_ok=True)
+        _write(script, text)
+        os.chmod(script, 0o700)
+        return script
+
     def run(self, host: str, *argv: str, input: Optional[str] = None, timeout: int = 120) -> subprocess.CompletedProcess:
         return subprocess.run(self._argv(host, argv), input=input, capture_output=True, text=True, timeout=timeout)
 

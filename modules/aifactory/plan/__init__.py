@@ -50,14 +50,15 @@ def validate(spec: LoadedSpec, catalog: Catalog | None = None, today: _dt.date |
     ctx.lock = software.resolve(catalog, spec.factory.software, systems)
     ctx.pools, ctx.fabrics, ctx.sites = sizing.size(spec.factory, catalog)
     ctx.pools = mig.apply(spec.factory, ctx.pools)
-    findings += checks.run(ctx, checks.phase("software") + checks.phase("capacity"))
     f = spec.factory
+    ctx.slurm = slurm.clusters(f, ctx.pools)  # derived once: the capacity checks read it, the plan holds it
+    findings += checks.run(ctx, checks.phase("software") + checks.phase("capacity"))
     try:
         plan = Plan(
             name=f.name, description=f.description, tags=dict(f.tags),
             access=AccessPlan(admin_cidrs=list(f.access.admin_cidrs), ssh_user=f.access.ssh_user),
             pools=ctx.pools, fabrics=ctx.fabrics, sites=ctx.sites, software=ctx.lock,
-            slurm=slurm.clusters(f, ctx.pools),
+            slurm=ctx.slurm,
             warnings=[w.render() for w in findings if w.severity == "warning"],
             catalog_overlay=catalog.overlay,
         )

@@ -19,7 +19,9 @@ from ..catalog import load as load_catalog
 from ..errors import Finding
 from ..text import a_fabric, fabric_name
 from ..spec import Document, Factory
-from .model import FabricPlan, PoolPlan, SitePower, SoftwareLock
+from .model import FabricPlan, PoolPlan, SitePower, SlurmClusterPlan, SoftwareLock
+from . import slurm as slurm_plan
+from ..spec.models import PRIORITY_MAX
 from .. import providers
 from ..providers import on_site
 from .sizing import rack_kw
@@ -41,6 +43,7 @@ class Context:
     pools: Optional[list[PoolPlan]] = None
     fabrics: Optional[list[FabricPlan]] = None
     sites: Optional[list[SitePower]] = None
+    slurm: Optional[list[SlurmClusterPlan]] = None  # the planned Slurm clusters, for the capacity phase
     today: _dt.date = field(default_factory=_dt.date.today)
 
     def system(self, pool) -> System | None:
@@ -168,15 +171,14 @@ def slurm_hardware(ctx: Context):
 
 
 def _slurm_entries(ctx: Context):
-    """(index, entry, the site's Slurm pools in spec order) for each ``slurm.clusters`` entry that
-    names a declared site with Slurm pools, first entry per site only (``slurm-clusters`` reports
-    the others)."""
-    seen = set()
-    for i, entry in enumerate(ctx.factory.slurm.clusters):
-        pools = [p for p in ctx.factory.pools if p.site == entry.site and p.scheduler == "slurm"]
-        if pools and entry.site not in seen:
-            seen.add(entry.site)
-            yield i, entry, pools
+    """(index, entry, its sites, their Slurm pools in spec order) for each ``slurm.clusters`` entry
+    that forms a cluster: every site it names is declared, has Slurm pools and is in no earlier
+    entry, and it has a name (``slurm-clusters`` and ``slurm-naming`` report the others)."""
+    for m in slurm_plan.memberships(ctx.factory):
+        if m.entry is None or set(m.sites) != set(m.entry.site_names):
+            continue
+        pools = [p for p in ctx.factory.pools if p.site in m.sites and p.scheduler == "slurm"]
+        yield m.index, m.entry, list(m.sites), pools
 
 
 def _declared(ctx: Context, name: str):
@@ -188,62 +190,108 @@ def _declared(ctx: Context, name: str):
     return None, None
 
 
+def _site_paths(entry) -> list[tuple[tuple, str]]:
+    """(path, site) for each site an entry names, in either form."""
+    if entry.sites is not None:
+        return [(("sites", j), s) for j, s in enumerate(entry.sites)]
+    return [(("site",), entry.site)] if entry.site is not None else []
+
+
 @check("slurm-clusters", "refs", "error",
-       "each entry of slurm.clusters configures the one Slurm cluster of a site that has Slurm pools")
+       "each site with Slurm pools belongs to exactly one Slurm cluster: an entry of slurm.clusters or the layout's")
 def slurm_clusters(ctx: Context):
     sites = [s.name for s in ctx.factory.sites]
     seen: dict[str, int] = {}
     for i, entry in enumerate(ctx.factory.slurm.clusters):
-        where = ("slurm", "clusters", i, "site")
-        if entry.site not in sites:
-            close = ctx.catalog.suggest(sites, entry.site)
-            yield Issue(where, f"unknown site {entry.site!r}", f"did you mean {close!r}?" if close else
-                        f"name a site declared under sites: ({', '.join(sites)})")
-        elif entry.site in seen:
-            yield Issue(where, f"site {entry.site} is listed twice (also slurm.clusters[{seen[entry.site]}])",
-                        "a site is one Slurm cluster: merge the two entries")
-        elif not any(p.site == entry.site and p.scheduler == "slurm" for p in ctx.factory.pools):
-            yield Issue(where, f"site {entry.site} has no Slurm pool, so it has no Slurm cluster to configure",
-                        "remove the entry, or give one of the site's pools scheduler: slurm")
-        seen.setdefault(entry.site, i)
+        if entry.site is not None and entry.sites is not None:
+            yield Issue(("slurm", "clusters", i, "site"), "give site: (one site) or sites: (several), not both",
+                        "write sites: [a, b] for a cluster that spans several sites")
+            continue
+        if entry.site is None and entry.sites is None:
+            yield Issue(("slurm", "clusters", i), "a cluster needs its site: or sites:",
+                        "e.g. site: dc1, or sites: [dc1, aws-use1] for one cluster across both")
+            continue
+        mine: set[str] = set()
+        for path, site in _site_paths(entry):
+            where = ("slurm", "clusters", i) + path
+            if site not in sites:
+                close = ctx.catalog.suggest(sites, site)
+                yield Issue(where, f"unknown site {site!r}", f"did you mean {close!r}?" if close else
+                            f"name a site declared under sites: ({', '.join(sites)})")
+            elif site in mine:
+                yield Issue(where, f"site {site} is listed twice in this cluster", "list each site once")
+            elif site in seen:
+                yield Issue(where, f"site {site} is listed twice (also slurm.clusters[{seen[site]}])",
+                            "a site belongs to exactly one Slurm cluster: keep it in one entry")
+            elif not any(p.site == site and p.scheduler == "slurm" for p in ctx.factory.pools):
+                yield Issue(where, f"site {site} has no Slurm pool, so it has no Slurm cluster to configure",
+                            "remove it, or give one of the site's pools scheduler: slurm")
+            mine.add(site)
+        for site in mine:
+            seen.setdefault(site, i)
 
 
-def _controller_issue(ctx: Context, ref, site: str, where: tuple):
-    """What is wrong with one controller reference (``{pool: ...}`` or ``{host: ...}``), or None."""
+@check("slurm-naming", "refs", "error",
+       "a cluster's name becomes its inventory groups, its rendered folder and its ClusterName: one per cluster")
+def slurm_cluster_names(ctx: Context):
+    clusters = slurm_plan.memberships(ctx.factory)
+    for i, entry in enumerate(ctx.factory.slurm.clusters):
+        if entry.name is None and len(set(entry.site_names)) > 1:
+            yield Issue(("slurm", "clusters", i), "a cluster of several sites needs a name:",
+                        "e.g. name: global; it names the inventory groups, slurm/<name>/ and the ClusterName")
+            continue
+        name = slurm_plan.entry_name(entry)
+        if name is None:
+            continue
+        others = [m for m in clusters if m.name == name and m.index != i]
+        if others:
+            other = others[0]
+            what = (f"slurm.clusters[{other.index}]" if other.entry is not None else
+                    f"the cluster layout: {ctx.factory.slurm.layout} makes for site(s) {', '.join(other.sites)}")
+            yield Issue(("slurm", "clusters", i) + (("name",) if entry.name else _site_paths(entry)[0][0]),
+                        f"cluster name {name!r} is taken (also {what})",
+                        "give the cluster a name: of its own")
+
+
+def _controller_issue(ctx: Context, ref, sites: list[str], where: tuple, role: str = "controller",
+                      schedulers: tuple[str, ...] = ("slurm",)):
+    """What is wrong with one host reference (``{pool: ...}`` or ``{host: ...}``) of a cluster at
+    ``sites``, or None. ``role`` says what runs there; ``schedulers``, which pools may hold it."""
     if (ref.pool is None) == (ref.host is None):
         return Issue(where, "give pool: or host:, not both" if ref.pool else
                      "give pool: (the pool's first node) or host: (a declared host)",
                      "e.g. {pool: gpu} or {host: dgx-001}")
+    here = sites[0] if len(sites) == 1 else f"one of {', '.join(sites)}"
     if ref.pool is not None:
         pool = next((p for p in ctx.factory.pools if p.name == ref.pool), None)
         if pool is None:
             names = [p.name for p in ctx.factory.pools]
             close = ctx.catalog.suggest(names, ref.pool)
             return Issue(where + ("pool",), f"unknown pool {ref.pool!r}",
-                         f"did you mean {close!r}?" if close else "name a Slurm pool of the site")
+                         f"did you mean {close!r}?" if close else f"name a Slurm pool at {here}")
         what, field = f"pool {pool.name}", "pool"
     else:
         pool, _ = _declared(ctx, ref.host)
         if pool is None:
-            guess = next((p for p in ctx.factory.pools if p.site == site and p.scheduler == "slurm"
+            guess = next((p for p in ctx.factory.pools if p.site in sites and p.scheduler in schedulers
                           and not p.hosts and ref.host.startswith(f"{p.name}-")), None)
             hint = (f"pool {guess.name}'s nodes are named when they are planned: write {{pool: {guess.name}}} for "
                     "its first node" if guess else
                     "name a host declared under a Slurm pool's hosts:, or {pool: <name>} for a pool's first node")
             return Issue(where + ("host",), f"no declared host {ref.host!r}", hint)
         what, field = f"host {ref.host} (pool {pool.name})", "host"
-    if pool.site != site:
-        return Issue(where + (field,), f"{what} is at site {pool.site}, not {site}",
-                     "a controller runs at its cluster's site: name a Slurm pool or host there")
-    if pool.scheduler != "slurm":
+    if pool.site not in sites:
+        return Issue(where + (field,), f"{what} is at site {pool.site}, not {here}",
+                     f"a {role} runs at its cluster's sites: name a Slurm pool or host there")
+    if pool.scheduler not in schedulers:
         return Issue(where + (field,), f"{what} is scheduled by {pool.scheduler}, not Slurm",
-                     "a controller runs on a node of one of the cluster's Slurm pools")
+                     f"a {role} runs on a node of one of the cluster's Slurm pools")
     return None
 
 
 def _node_of(ctx: Context, ref) -> tuple:
-    """The node a valid controller reference resolves to, comparable across both forms: a
-    declared host by name, a pool without declared hosts by its first planned node."""
+    """The node a valid host reference resolves to, comparable across both forms: a declared
+    host by name, a pool without declared hosts by its first planned node."""
     if ref.host is not None:
         return ("host", ref.host)
     pool = next(p for p in ctx.factory.pools if p.name == ref.pool)
@@ -253,13 +301,13 @@ def _node_of(ctx: Context, ref) -> tuple:
 @check("slurm-controller", "refs", "error",
        "slurmctld runs on a node of one of its cluster's Slurm pools, and a backup on another node")
 def slurm_controller(ctx: Context):
-    for i, entry, pools in _slurm_entries(ctx):
+    for i, entry, sites, pools in _slurm_entries(ctx):
         resolved = {}
         for role in ("controller", "backup"):
             ref = getattr(entry, role)
             if ref is None:
                 continue
-            issue = _controller_issue(ctx, ref, entry.site, ("slurm", "clusters", i, role))
+            issue = _controller_issue(ctx, ref, sites, ("slurm", "clusters", i, role))
             if issue:
                 yield issue
             else:
@@ -274,7 +322,25 @@ def slurm_controller(ctx: Context):
             yield Issue(("slurm", "clusters", i, "backup"), f"the backup is the primary controller ({node})",
                         "a backup takes over only from another host: name a different declared host or "
                         "another pool's first node" + ("" if entry.controller else
-                                                       " (the primary is the site's first Slurm pool's first node)"))
+                                                       " (the primary is the cluster's first Slurm pool's first node)"))
+
+
+@check("slurm-login", "refs", "error",
+       "a login node is a node of one of its cluster's Slurm pools (or a pool with no scheduler) at its sites, "
+       "listed once")
+def slurm_login(ctx: Context):
+    for i, entry, sites, _ in _slurm_entries(ctx):
+        seen: dict[tuple, int] = {}
+        for j, ref in enumerate(entry.login):
+            where = ("slurm", "clusters", i, "login", j)
+            issue = _controller_issue(ctx, ref, sites, where, "login node", ("slurm", "none"))
+            if issue:
+                yield issue
+                continue
+            node = _node_of(ctx, ref)
+            if node in seen:
+                yield Issue(where, f"login[{j}] is the same node as login[{seen[node]}]", "list each login node once")
+            seen.setdefault(node, j)
 
 
 def _loopback(host: str) -> str:
@@ -299,7 +365,7 @@ def _loopback(host: str) -> str:
 @check("slurm-accounting", "refs", "error",
        "slurmctld sends job records to slurmdbd: on the primary controller (local) or at a host the site runs")
 def slurm_accounting(ctx: Context):
-    for i, entry, _ in _slurm_entries(ctx):
+    for i, entry, _, _ in _slurm_entries(ctx):
         acct = entry.accounting
         where = ("slurm", "clusters", i, "accounting")
         if acct.database == "external" and acct.host is None:
@@ -317,7 +383,7 @@ def slurm_accounting(ctx: Context):
 @check("slurm-partition", "refs", "error",
        "the default partition is one of the cluster's own Slurm pools")
 def slurm_partition(ctx: Context):
-    for i, entry, pools in _slurm_entries(ctx):
+    for i, entry, sites, pools in _slurm_entries(ctx):
         name = entry.default_partition
         if name is None or name in {p.name for p in pools}:
             continue
@@ -327,12 +393,85 @@ def slurm_partition(ctx: Context):
             close = ctx.catalog.suggest([p.name for p in ctx.factory.pools], name)
             yield Issue(where, f"unknown pool {name!r}",
                         f"did you mean {close!r}?" if close else f"name one of {', '.join(p.name for p in pools)}")
-        elif pool.site != entry.site:
-            yield Issue(where, f"pool {name} is at site {pool.site}, not {entry.site}: each site is its own cluster",
-                        f"name one of {', '.join(p.name for p in pools)}")
+        elif pool.site not in sites:
+            here = sites[0] if len(sites) == 1 else f"one of {', '.join(sites)}"
+            yield Issue(where, f"pool {name} is at site {pool.site}, not {here}: it is in another Slurm cluster",
+                        f"name one of {', '.join(p.name for p in pools)}, or add site {pool.site} to this cluster")
         else:
             yield Issue(where, f"pool {name} is scheduled by {pool.scheduler}, so it has no Slurm partition",
                         f"name one of {', '.join(p.name for p in pools)}")
+
+
+def _qos_settings(qos) -> tuple:
+    return (qos.priority, qos.max_wall, qos.max_jobs_per_user, qos.max_gpus_per_user)
+
+
+@check("slurm-qos", "refs", "both",
+       "a QoS is one record of slurmdbd: one name per cluster, one definition per shared slurmdbd, and a "
+       "priority only counts with fair-share's QoS weight")
+def slurm_qos(ctx: Context):
+    federated = slurm_plan.federation_name(ctx.factory) is not None
+    shared: dict[str, tuple[int, int, tuple]] = {}  # a federation's one slurmdbd: name -> (entry, index, settings)
+    for i, entry, _, _ in _slurm_entries(ctx):
+        seen: dict[str, int] = {}
+        share = entry.fairshare
+        weighted = share is not None and share.enabled and share.weights.qos > 0
+        for j, qos in enumerate(entry.qos):
+            where = ("slurm", "clusters", i, "qos", j)
+            if qos.name in seen:
+                yield Issue(where + ("name",), f"QoS {qos.name} is listed twice (also qos[{seen[qos.name]}])",
+                            "merge the two entries: slurmdbd holds one QoS of a name")
+                continue
+            seen[qos.name] = j
+            if federated and qos.name in shared and shared[qos.name][2] != _qos_settings(qos):
+                a, b, _ = shared[qos.name]
+                yield Issue(where + ("name",), f"QoS {qos.name} differs from slurm.clusters[{a}].qos[{b}]: the "
+                            "clusters of a federation share one slurmdbd, which holds one QoS of a name",
+                            "give both the same settings, or another name")
+            shared.setdefault(qos.name, (i, j, _qos_settings(qos)))
+            if qos.priority and not weighted:
+                yield Issue(where + ("priority",), f"QoS {qos.name}'s priority counts only in fair-share's "
+                            "multifactor priority with a QoS weight, which this cluster does not have",
+                            "add fairshare: {} (weights.qos defaults to 10000), or leave priority out", "warning")
+
+
+@check("slurm-fairshare", "refs", "error",
+       "Slurm's job priority is a 32-bit number: the fair-share weights must add up to no more")
+def slurm_fairshare(ctx: Context):
+    for i, entry, _, _ in _slurm_entries(ctx):
+        share = entry.fairshare
+        if share is None or not share.enabled:
+            continue
+        w = share.weights
+        total = w.fairshare + w.age + w.qos + w.job_size
+        if total > PRIORITY_MAX:
+            yield Issue(("slurm", "clusters", i, "fairshare", "weights"),
+                        f"the weights add up to {total:,}, more than a job priority holds ({PRIORITY_MAX:,})",
+                        "scale every weight down by the same factor: only their ratios matter")
+
+
+@check("slurm-federation", "refs", "error",
+       "a Slurm federation is the clusters of one slurmdbd: layout: federation names it, and its first "
+       "cluster's accounting is every member's")
+def slurm_federation(ctx: Context):
+    slurm = ctx.factory.slurm
+    if slurm.layout != "federation":
+        if slurm.federation is not None:
+            yield Issue(("slurm", "federation"), f"a federation name needs layout: federation (not {slurm.layout})",
+                        "set layout: federation, or remove federation:")
+        return
+    clusters = slurm_plan.memberships(ctx.factory)
+    if not clusters:
+        return
+    first = clusters[0]
+    for i, entry, _, _ in _slurm_entries(ctx):
+        if i != first.index and "accounting" in entry.model_fields_set:
+            owner = (f"slurm.clusters[{first.index}]" if first.entry is not None else
+                     f"the cluster of site {first.sites[0]}")
+            yield Issue(("slurm", "clusters", i, "accounting"),
+                        f"the clusters of a federation share one slurmdbd: the first cluster's ({first.name}), "
+                        "so this one's accounting is set there",
+                        f"remove accounting: here, and set it on {owner}")
 
 
 @check("host-addresses", "refs", "warning",
@@ -932,8 +1071,11 @@ def slurm_topology(ctx: Context):
     index = {p.name: i for i, p in enumerate(ctx.factory.pools)}
     pools = [p for p in ctx.pools or [] if p.scheduler == "slurm" and p.nodes > 0]
     warned_os = False
-    for site in dict.fromkeys(p.site for p in pools):
-        here = [p for p in pools if p.site == site]
+    for cluster in ctx.slurm or []:
+        here = [p for p in pools if p.site in cluster.sites]
+        # What the messages call the cluster: its site, as a cluster per site always was.
+        site = (f"site {cluster.sites[0]}" if len(cluster.sites) == 1 else
+                f"cluster {cluster.name} (sites {', '.join(cluster.sites)})")
         nvl = [p for p in here if is_nvl72(p)]
         if not nvl:
             continue
@@ -950,13 +1092,13 @@ def slurm_topology(ctx: Context):
             continue
         where = ("pools", index[first.name], "site")
         if choice.reason == "mixed":
-            yield Issue(where, f"site {site} mixes NVL72 pool {first.name} with {', '.join(choice.pools)} on a "
+            yield Issue(where, f"{site} mixes NVL72 pool {first.name} with {', '.join(choice.pools)} on a "
                         "switch fabric: a Slurm cluster loads one topology plugin from topology.conf, so the site "
                         "keeps topology/tree (each NVLink domain a leaf switch) instead of topology/block",
                         "give NVL72 pools a site of their own for topology/block", "warning")
             continue
         if choice.reason == "sizes":
-            yield Issue(where, f"NVL72 pools {', '.join(choice.pools)} at site {site} have NVLink domains of "
+            yield Issue(where, f"NVL72 pools {', '.join(choice.pools)} at {site} have NVLink domains of "
                         "different node counts, which one topology/block cannot hold: the site gets topology/tree",
                         "put pools of different rack systems at different sites for topology/block", "warning")
             continue

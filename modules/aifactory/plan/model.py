@@ -19,7 +19,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, S
 
 from ..catalog import MIG_COMPUTE_SLICES, MIG_PROFILE_PATTERN
 from ..errors import AifactoryError, format_path
-from ..spec.models import GdrcopyVersion
+from ..spec.models import (MAX_LOGIN_NODES, MAX_QOS, PRIORITY_MAX, QOS_PRIORITY_MAX, WALL_MAX_MINUTES,
+                           GdrcopyVersion, SlurmPriorityWeights)
 from ..fields import (
     CatalogId,
     Cidr,
@@ -40,7 +41,8 @@ from ..fields import (
     Zone,
 )
 
-# 3: the Slurm release in the lock (software.slurm) and one Slurm cluster per site (slurm).
+# 3: the Slurm release in the lock (software.slurm) and the Slurm clusters (slurm); their name, sites,
+# login, qos, fairshare and federation are written only where set, so they need no new version.
 PLAN_SCHEMA_VERSION = 3
 Count = Field(ge=0, le=10**9)
 Kw = Field(ge=0, le=1e9, allow_inf_nan=False)
@@ -247,12 +249,45 @@ class SitePower(_Frozen):
     headroom_kw: Optional[float] = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)
 
 
-class SlurmClusterPlan(_Frozen):
-    """The Slurm cluster of one site (its Slurm pools with nodes): who runs slurmctld and
-    slurmdbd, and the partition jobs land in by default. Resolved from the spec's ``slurm``
-    section, or the defaults, by :mod:`.slurm`."""
+class SlurmQosPlan(_Frozen):
+    """A QoS as slurmdbd is to hold it; ``max_wall`` in minutes (sacctmgr's MaxWall unit)."""
 
+    name: Name
+    priority: StrictInt = Field(0, ge=0, le=QOS_PRIORITY_MAX)
+    max_wall: Optional[StrictInt] = Field(None, ge=1, le=WALL_MAX_MINUTES)
+    max_jobs_per_user: Optional[StrictInt] = Field(None, ge=1, le=1_000_000)
+    max_gpus_per_user: Optional[StrictInt] = Field(None, ge=1, le=100_000_000)
+
+
+class FairsharePlan(_Frozen):
+    """priority/multifactor with fair-share: the decay half-life and the factor weights."""
+
+    decay_half_life_days: StrictInt = Field(ge=1, le=365)
+    weights: SlurmPriorityWeights
+
+    @model_validator(mode="after")
+    def _fits(self) -> "FairsharePlan":
+        w = self.weights
+        if w.fairshare + w.age + w.qos + w.job_size > PRIORITY_MAX:
+            raise ValueError(f"the priority weights add up to more than {PRIORITY_MAX}")
+        return self
+
+
+class SlurmClusterPlan(_Frozen):
+    """One Slurm cluster (the Slurm pools with nodes of its sites, a partition each): who runs
+    slurmctld and slurmdbd, its login nodes, the partition jobs land in by default, its QoS and
+    fair-share. Resolved from the spec's ``slurm`` section, or the defaults, by :mod:`.slurm`.
+
+    ``name`` and ``sites`` default to ``site`` (a cluster per site, as plan files before them
+    wrote it), and :meth:`Plan.to_dict` leaves out every field still at its default, so plans of
+    factories that use none of them read as they did."""
+
+    # The site of the primary controller; a per-site cluster's one site.
     site: Name
+    # The cluster's name: inventory groups (slurm_controller_<name>), slurm/<name>/, ClusterName.
+    name: Name
+    # Every site whose Slurm pools the cluster schedules, in the order of the factory's sites.
+    sites: list[Name] = Field(min_length=1, max_length=100_000)
     # SlurmctldHost lines in order: the primary, then an optional backup; planned node names.
     controllers: list[Hostname] = Field(min_length=1, max_length=2)
     # local: slurmdbd on the primary controller (the slurm_accounting role); external: one the site runs.
@@ -260,11 +295,37 @@ class SlurmClusterPlan(_Frozen):
     accounting_host: Hostname
     accounting_port: StrictInt = Field(ge=1, le=65535)
     default_partition: Name
+    # Login nodes: Slurm clients and munge, no daemon; planned node names.
+    login: list[Hostname] = Field(default_factory=list, max_length=MAX_LOGIN_NODES)
+    qos: list[SlurmQosPlan] = Field(default_factory=list, max_length=MAX_QOS)
+    # None: no fair-share (FIFO order with backfill, Slurm's default priority settings).
+    fairshare: Optional[FairsharePlan] = None
+    # The Slurm federation the cluster joins through its slurmdbd (layout: federation).
+    federation: Optional[Name] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_site(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("site"), str):
+            data = dict(data)
+            data.setdefault("name", data["site"])
+            data.setdefault("sites", [data["site"]])
+        return data
+
+    def cluster_name(self, factory: str) -> str:
+        """slurm.conf's ClusterName, the name slurmdbd and sacctmgr know the cluster by:
+        ``<factory>-<name>``, unique among the factories that share a slurmdbd."""
+        return f"{factory}-{self.name}"
 
 
 class AccessPlan(_Frozen):
     admin_cidrs: list[Cidr] = Field(default_factory=list, max_length=256)
     ssh_user: Name = "aifactory"
+
+
+def _first_repeat(values: list[str]) -> str:
+    seen: set[str] = set()
+    return next(v for v in values if v in seen or seen.add(v))
 
 
 def _overlay(value):
@@ -321,34 +382,69 @@ class Plan(_Frozen):
         return self
 
     def _consistent_slurm(self) -> None:
-        """One Slurm cluster per site with Slurm nodes, whose controllers are nodes of its Slurm
-        pools and whose default partition is one of them (a plan file is untrusted)."""
+        """Every site with Slurm nodes in exactly one Slurm cluster, whose controllers and login
+        nodes are nodes of its sites' pools and whose default partition is one of its Slurm pools;
+        the clusters of one federation share one slurmdbd (a plan file is untrusted)."""
         slurm_pools: dict[str, list[PoolPlan]] = {}
+        login_pools: dict[str, list[PoolPlan]] = {}  # where a login node may be
         for p in self.pools:
             if p.scheduler == "slurm" and p.nodes > 0:
                 slurm_pools.setdefault(p.site, []).append(p)
-        listed = [c.site for c in self.slurm]
+            if p.scheduler in ("slurm", "none"):
+                login_pools.setdefault(p.site, []).append(p)
+        names = [c.name for c in self.slurm]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate Slurm cluster {_first_repeat(names)!r}")
+        listed = [s for c in self.slurm for s in c.sites]
         if len(set(listed)) != len(listed):
-            raise ValueError(f"duplicate Slurm cluster {next(s for s in listed if listed.count(s) > 1)!r}")
+            raise ValueError(f"site {_first_repeat(listed)!r} is in two Slurm clusters")
         if set(listed) != set(slurm_pools):
-            raise ValueError(f"the Slurm clusters {sorted(listed)} are not the sites with Slurm nodes "
+            raise ValueError(f"the sites of the Slurm clusters {sorted(listed)} are not the sites with Slurm nodes "
                              f"{sorted(slurm_pools)}")
         for c in self.slurm:
-            pools = slurm_pools[c.site]
+            if c.site not in c.sites:
+                raise ValueError(f"Slurm cluster {c.name}: site {c.site!r} is not one of its sites")
+            pools = [p for s in c.sites for p in slurm_pools[s]]
             if c.default_partition not in {p.name for p in pools}:
-                raise ValueError(f"Slurm cluster {c.site}: default partition {c.default_partition!r} is not a "
-                                 "Slurm pool of the site")
+                raise ValueError(f"Slurm cluster {c.name}: default partition {c.default_partition!r} is not a "
+                                 "Slurm pool of its sites")
             if len(set(c.controllers)) != len(c.controllers):
-                raise ValueError(f"Slurm cluster {c.site}: the backup controller is the primary")
+                raise ValueError(f"Slurm cluster {c.name}: the backup controller is the primary")
             for name in c.controllers:
                 if not any(p.has_host(name) for p in pools):
-                    raise ValueError(f"Slurm cluster {c.site}: controller {name!r} is not a node of its Slurm pools")
+                    raise ValueError(f"Slurm cluster {c.name}: controller {name!r} is not a node of its Slurm pools")
+            if not any(p.has_host(c.controllers[0]) for p in slurm_pools[c.site]):
+                raise ValueError(f"Slurm cluster {c.name}: the primary controller is not at site {c.site}")
+            hosts = [p for s in c.sites for p in login_pools.get(s, [])]
+            for name in c.login:
+                if not any(p.has_host(name) for p in hosts):
+                    raise ValueError(f"Slurm cluster {c.name}: login node {name!r} is not a node of its sites")
+            if len(set(c.login)) != len(c.login):
+                raise ValueError(f"Slurm cluster {c.name}: a login node is listed twice")
+            if len({q.name for q in c.qos}) != len(c.qos):
+                raise ValueError(f"Slurm cluster {c.name}: a QoS is listed twice")
             if c.accounting == "local" and c.accounting_host != c.controllers[0]:
-                raise ValueError(f"Slurm cluster {c.site}: local accounting runs on the primary controller")
+                raise ValueError(f"Slurm cluster {c.name}: local accounting runs on the primary controller")
+        federations: dict[str, set] = {}
+        for c in self.slurm:
+            if c.federation:
+                federations.setdefault(c.federation, set()).add((c.accounting_host, c.accounting_port))
+        for name, dbds in federations.items():
+            if len(dbds) > 1:
+                raise ValueError(f"the clusters of federation {name} do not share one slurmdbd")
 
     def slurm_cluster(self, site: str) -> Optional[SlurmClusterPlan]:
-        """The Slurm cluster of ``site``; None where the site has no Slurm nodes."""
-        return next((c for c in self.slurm if c.site == site), None)
+        """The Slurm cluster that schedules ``site``'s Slurm pools; None where the site has no Slurm nodes."""
+        return next((c for c in self.slurm if site in c.sites), None)
+
+    def slurm_accounting_served(self, cluster: SlurmClusterPlan) -> list[SlurmClusterPlan]:
+        """The clusters whose slurmdbd is ``cluster``'s local one: itself, then those that send it
+        their records as external accounting (the other clusters of a federation), in plan order."""
+        if cluster.accounting != "local":
+            return []
+        key = (cluster.accounting_host, cluster.accounting_port)
+        return [c for c in self.slurm if c is cluster or (c.accounting == "external"
+                                                          and (c.accounting_host, c.accounting_port) == key)]
 
     def catalog(self):
         """The catalog this plan was made with: the packaged tables and the plan's overlay."""
@@ -394,6 +490,17 @@ class Plan(_Frozen):
         for pool in data["pools"]:  # nor does a pool without MIG: plan files of such factories stay as they were
             if not pool["mig"]:
                 del pool["mig"]
+        for cluster in data["slurm"]:  # nor a cluster of one site without login nodes, QoS, fair-share or federation
+            if cluster["name"] == cluster["site"]:
+                del cluster["name"]
+            if cluster["sites"] == [cluster["site"]]:
+                del cluster["sites"]
+            for key in ("login", "qos"):
+                if not cluster[key]:
+                    del cluster[key]
+            for key in ("fairshare", "federation"):
+                if cluster[key] is None:
+                    del cluster[key]
         data["totals"] = self.totals
         data["power"] = self.power
         return data

@@ -1,16 +1,19 @@
-"""Slurm configuration, one cluster per site: slurm.conf, gres.conf, topology.conf, cgroup.conf.
+"""Slurm configuration per cluster: slurm.conf, gres.conf, topology.conf, cgroup.conf under
+``slurm/<cluster>/`` (a cluster per site is named after its site, so keeps ``slurm/<site>/``).
 
-A site is one Slurm cluster because a controller must be close to its nodes; a factory that
-spans clouds is several clusters with the same settings. Every node line, gres line and
-topology line is a hostlist range (``gpu-[0001-1000]``), so the files grow with the number of
-pools, scalable units and NVLink domains, never with one line per node.
+Which sites form a cluster is the plan's (:mod:`aifactory.plan.slurm` says what each layout
+trades): by default a cluster per site, or one cluster over several sites and providers. Every
+node line, gres line and topology line is a hostlist range (``gpu-[0001-1000]``), so the files
+grow with the number of pools, scalable units and NVLink domains, never with one line per node.
 
 The control plane is the plan's (``Plan.slurm``, one :class:`~aifactory.plan.model.SlurmClusterPlan`
-per site): ``SlurmctldHost`` lines for the primary controller and an optional backup, configless
+per cluster): ``SlurmctldHost`` lines for the primary controller and an optional backup, configless
 nodes (``SlurmctldParameters=enable_configless``: slurmd fetches these files from slurmctld),
-accounting through slurmdbd on the primary controller or at an external host, and ``Default=YES``
-on the planned default partition. The ``slurm_controller`` role installs these files unchanged
-and checks those lines against the hosts the inventory gives it.
+accounting through slurmdbd on the primary controller or at an external host, a partition per
+pool with ``Default=YES`` on the planned default partition, ``AccountingStorageEnforce`` where
+the cluster has QoS and the multifactor ``Priority*`` settings where it has fair-share. The
+``slurm_controller`` role installs these files unchanged and checks those lines against the
+hosts the inventory gives it.
 
 Topology (https://slurm.schedmd.com/topology.conf.html), per the Slurm release of the lock
 (``SoftwareLock.slurm``); ``plan.checks.slurm_topology_of`` picks the plugin, and the
@@ -35,7 +38,13 @@ Topology (https://slurm.schedmd.com/topology.conf.html), per the Slurm release o
   Pools without NVLink domains or a switch tree stay out of the blocks; their partitions
   hold no block node, so slurmctld schedules them without topology.
 Cloud fabrics managed by the provider publish no switch tree in the plan, so their clusters
-get no topology plugin unless they hold NVL72 pools.
+get no topology plugin unless they hold NVL72 pools or span several sites. In a tree every node
+must be under a switch (topology.conf(5)), so a pool the tree does not otherwise hold is one
+switch of its own (``<pool>-nodes``). A cluster of several sites always gets topology/tree (or
+topology/block, where its NVL72 pools take it): each site's switches are joined under a root of
+that site's own (``<site>-root``), and no switch joins two sites. Slurm places a job only on
+nodes under one switch ("Jobs can only span nodes connected by the same switch fabric"), so never
+across sites and providers; slurmctld logs that no switch reaches every node, as intended.
 """
 
 from __future__ import annotations
@@ -236,52 +245,83 @@ def _blocks(groups: list[NodeGroup], release: tuple[int, int]) -> list[dict]:
 
 @dataclass
 class Cluster:
-    site: str
-    name: str
-    plan: SlurmClusterPlan  # controllers, accounting, default partition
+    site: str  # the primary controller's site
+    name: str  # ClusterName
+    plan: SlurmClusterPlan  # sites, controllers, accounting, default partition, login, QoS, fair-share
     groups: list[NodeGroup]
     topology: Optional[str]  # "tree" | "block" | None
     topology_lines: list[dict]
     release: Optional[tuple[int, int]] = None  # the Slurm release rendered for; None: not known
     choice: SlurmTopology = SlurmTopology(False)
     fabric_tree: bool = False  # pools on a factory-built switch fabric are in the tree
+    pool_switches: bool = False  # pools with no switch tree of their own are a switch each
 
 
 LOCK = object()  # the Slurm release of the lock's OS
 
 
+def _site_tree(groups: list[NodeGroup], fabrics: list[FabricPlan], catalog: Catalog) -> tuple[list, bool]:
+    """The switch lines of one site's pools: each NVL72 pool's NVLink domains, then each
+    factory-built fabric's tree; and whether a fabric tree is among them."""
+    lines, fabric_tree = [], False
+    for g in groups:
+        if is_nvl72(g.pool):
+            lines += _nvlink_tree(g)
+    for fabric in fabrics:
+        if not has_switch_tree(fabric):
+            continue
+        members = [g for g in groups if g.pool.fabric == fabric.name and not is_nvl72(g.pool)]
+        if members:
+            lines += _tree(fabric, members, catalog)
+            fabric_tree = True
+    return lines, fabric_tree
+
+
+def _in_tree(g: NodeGroup, fabrics: list[FabricPlan]) -> bool:
+    return is_nvl72(g.pool) or any(f.name == g.pool.fabric and has_switch_tree(f) for f in fabrics)
+
+
 def clusters(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> list[Cluster]:
-    """The plan's Slurm clusters, one per site with Slurm nodes. ``slurm`` is the (major, minor)
-    release to render for, None for an unknown one; by default the lock's."""
+    """The plan's Slurm clusters. ``slurm`` is the (major, minor) release to render for, None for
+    an unknown one; by default the lock's."""
     release = plan.software.slurm_release if slurm is LOCK else slurm
     out = []
     for cluster in plan.slurm:
-        site = plan.site(cluster.site)
-        pools = [p for p in plan.pools if p.site == site.name and p.scheduler == "slurm" and p.nodes > 0]
+        sites = set(cluster.sites)
+        pools = [p for p in plan.pools if p.site in sites and p.scheduler == "slurm" and p.nodes > 0]
         groups = [NodeGroup(p, hl.PoolNodes.of(p)) for p in pools]
         choice = slurm_topology_of(pools, plan.fabrics, release)
-        topology, lines, fabric_tree = None, [], False
+        topology, lines, fabric_tree, pool_switches = None, [], False, False
         if choice.block:
             topology, lines = "block", _blocks(groups, release)
         else:
+            by_site: dict[str, list[NodeGroup]] = {}
             for g in groups:
-                if is_nvl72(g.pool):
-                    lines += _nvlink_tree(g)
-            for fabric in plan.fabrics:
-                if not has_switch_tree(fabric):
-                    continue
-                members = [g for g in groups if g.pool.fabric == fabric.name and not is_nvl72(g.pool)]
-                if members:
-                    lines += _tree(fabric, members, catalog)
-                    fabric_tree = True
-            if lines:
+                by_site.setdefault(g.pool.site, []).append(g)
+            trees = {}
+            for site in cluster.sites:
+                trees[site], treed = _site_tree(by_site.get(site, []), plan.fabrics, catalog)
+                fabric_tree = fabric_tree or treed
+            # A cluster of several sites always gets a tree, one per site with nothing above them:
+            # Slurm places a job only on nodes under one switch, so never across providers.
+            if len(cluster.sites) > 1 or any(trees.values()):
                 topology = "tree"
-                # Several fabrics (or NVL72 pools) at one site: join their tops so every node has one root.
-                roots = _roots(lines)
-                if len(roots) > 1:
-                    lines.append({"SwitchName": f"{site.name}-root", "Switches": ",".join(roots)})
-        out.append(Cluster(site.name, f"{plan.name}-{site.name}", cluster, groups, topology, lines, release,
-                           choice, fabric_tree))
+                for site in cluster.sites:
+                    site_lines = trees[site]
+                    # Every node must be under a switch (topology.conf(5)): a pool the tree does
+                    # not hold otherwise is a switch of its own.
+                    for g in by_site.get(site, []):
+                        if not _in_tree(g, plan.fabrics):
+                            site_lines.append({"SwitchName": f"{g.pool.name}-nodes", "Nodes": g.hostlist})
+                            pool_switches = True
+                    # Several fabrics (or NVL72 pools) at one site: join their tops so every node
+                    # of the site has one root.
+                    roots = _roots(site_lines)
+                    if len(roots) > 1:
+                        site_lines.append({"SwitchName": f"{site}-root", "Switches": ",".join(roots)})
+                    lines += site_lines
+        out.append(Cluster(cluster.site, cluster.cluster_name(plan.name), cluster, groups, topology, lines, release,
+                           choice, fabric_tree, pool_switches))
     return out
 
 
@@ -348,16 +388,24 @@ def _notes(c: Cluster) -> list[str]:
                  f"because {_WHY_TREE[c.choice.reason].format(release=release)}."]
         if c.fabric_tree:
             notes.append(f"Pools on a switch fabric: {fabric_tree}")
-        return notes
-    return [f"topology/tree: {fabric_tree}"]
+    elif c.fabric_tree:
+        notes = [f"topology/tree: {fabric_tree}"]
+    else:
+        notes = ["topology/tree: no pool of this cluster is on a switch fabric the factory builds."]
+    if c.pool_switches:
+        notes.append("Each other pool is one switch: every node must be under a switch (topology.conf(5)).")
+    if len(c.plan.sites) > 1:
+        notes += ["Each site is a tree of its own and no switch joins them: Slurm places a job on nodes",
+                  "under one switch, so never across sites (slurmctld warns that no switch reaches all nodes)."]
+    return notes
 
 
 def files(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> dict[str, str]:
-    """slurm.conf, gres.conf, cgroup.conf and topology.conf per cluster, for the Slurm release
-    ``slurm`` (see :func:`clusters`)."""
+    """slurm.conf, gres.conf, cgroup.conf and topology.conf per cluster, under ``slurm/<cluster>/``
+    (a cluster per site is named after its site), for the Slurm release ``slurm`` (see :func:`clusters`)."""
     out: dict[str, str] = {}
     for c in clusters(plan, catalog, slurm):
-        base = f"slurm/{c.site}"
+        base = f"slurm/{c.plan.name}"
         partitions = []
         for g in c.groups:
             partitions.append(_line({"PartitionName": g.pool.name, "Nodes": g.hostlist,
@@ -377,6 +425,9 @@ def files(plan: Plan, catalog: Catalog, slurm: object = LOCK) -> dict[str, str]:
             "mig": any(g.pool.mig for g in c.groups),
             "topology_lines": [_line(ln) for ln in c.topology_lines],
             "topology_notes": _notes(c),
+            "sites": c.plan.sites,
+            "qos": bool(c.plan.qos),
+            "fairshare": c.plan.fairshare,
             "chroot": _chroot(c),
             "cgroup_plugin": "disabled" if c.release and c.release >= CGROUP_DISABLED_FROM else "cgroup/v1",
         }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat,
+                      StrictInt, StringConstraints)
 
 from .. import providers
 from ..catalog import FABRIC_TYPES, MIG_COMPUTE_SLICES, MIG_PROFILE_PATTERN, TABLES
@@ -139,12 +140,12 @@ class Access(_Model):
 
 
 class SlurmHost(_Model):
-    """Where a Slurm daemon runs: the first node of a pool, or one declared host (give one)."""
+    """Where a Slurm daemon or login runs: the first node of a pool, or one declared host (give one)."""
 
-    pool: Optional[Name] = Field(None, description="A Slurm pool at the cluster's site: the daemon runs on its "
-                                 "first node, declared or planned (<pool>-0001), so cloud pools can host it too")
-    host: Optional[Name] = Field(None, description="A host declared under a Slurm pool of the cluster's site "
-                                 "(pools[].hosts[].name)")
+    pool: Optional[Name] = Field(None, description="A Slurm pool at one of the cluster's sites: the daemon runs "
+                                 "on its first node, declared or planned (<pool>-0001), so cloud pools can host it too")
+    host: Optional[Name] = Field(None, description="A host declared under a Slurm pool of one of the cluster's "
+                                 "sites (pools[].hosts[].name)")
 
 
 # slurmdbd's own default DbdPort (slurmdbd.conf(5)); slurmctld's AccountingStoragePort default.
@@ -163,23 +164,117 @@ class SlurmAccounting(_Model):
                                                   description=f"The external slurmdbd's port (default {SLURMDBD_PORT})")
 
 
-class SlurmCluster(_Model):
-    """The Slurm cluster of one site: its controllers, accounting and default partition. A site
-    with Slurm pools and no entry gets the defaults."""
+# Slurm's job priority is a 32-bit unsigned integer: the weighted factors must add up to no more
+# (https://slurm.schedmd.com/priority_multifactor.html, checked 2026-12-03).
+PRIORITY_MAX = 2**32 - 1
+QOS_PRIORITY_MAX = 2**31 - 1
+MAX_LOGIN_NODES = 16
+MAX_QOS = 64
+# A QoS wall-clock limit with its unit: minutes, hours or days, up to a year. A bare number, or
+# Slurm's own "days-hours:minutes:seconds", is refused: YAML 1.1 reads an unquoted 1:30:00 as the
+# base-60 integer 5400, which a field of minutes would take without a word.
+WALL_UNITS = {"m": 1, "h": 60, "d": 24 * 60}
+WALL_MAX_MINUTES = 365 * 24 * 60
 
-    site: Name = Field(description="The site whose Slurm pools form this cluster (one cluster per site)")
+
+def _wall(value: str) -> str:
+    if int(value[:-1]) * WALL_UNITS[value[-1]] > WALL_MAX_MINUTES:
+        raise ValueError(f"{value} is longer than a year ({WALL_MAX_MINUTES} minutes)")
+    return value
+
+
+def _wall_text(value):
+    if not isinstance(value, str):
+        raise ValueError("must be a duration with its unit, such as 90m, 12h or 7d (YAML reads 1:30:00 as a number)")
+    return value
+
+
+WallTime = Annotated[str, BeforeValidator(_wall_text), StringConstraints(pattern=r"^[1-9][0-9]{0,5}[mhd]$"),
+                     AfterValidator(_wall)]
+
+
+def wall_minutes(value: str) -> int:
+    """A :data:`WallTime` in minutes, the unit sacctmgr's MaxWall takes."""
+    return int(value[:-1]) * WALL_UNITS[value[-1]]
+
+
+class SlurmQos(_Model):
+    """A quality of service that slurmdbd holds (``sacctmgr add qos``); jobs ask for it with ``--qos``."""
+
+    name: Name = Field(description="The QoS name, e.g. high; 'normal' is the one Slurm creates, and may be set here")
+    priority: Annotated[StrictInt, Field(ge=0, le=QOS_PRIORITY_MAX)] = Field(
+        0, description="Priority; counts only with fairshare.weights.qos")
+    max_wall: Optional[WallTime] = Field(None, description="Longest run time of a job: 90m, 12h or 7d")
+    max_jobs_per_user: Optional[Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = Field(
+        None, description="Running jobs per user (MaxJobsPerUser)")
+    max_gpus_per_user: Optional[Annotated[StrictInt, Field(ge=1, le=100_000_000)]] = Field(
+        None, description="GPUs in use per user (MaxTRESPerUser=gres/gpu=N)")
+
+
+PriorityWeight = Annotated[StrictInt, Field(ge=0, le=PRIORITY_MAX)]
+
+
+class SlurmPriorityWeights(_Model):
+    """The multifactor weights (PriorityWeight*): what each factor, from 0 to 1, is worth."""
+
+    fairshare: PriorityWeight = Field(10_000, description="Under-served accounts first")
+    age: PriorityWeight = Field(1_000, description="Waiting jobs first (grows up to PriorityMaxAge, 7 days)")
+    qos: PriorityWeight = Field(10_000, description="Higher QoS priority first")
+    job_size: PriorityWeight = Field(0, description="Larger jobs first; 0 leaves job size out")
+
+
+class SlurmFairshare(_Model):
+    """Fair-share scheduling: priority/multifactor, with usage decaying over a half-life."""
+
+    enabled: StrictBool = Field(True, description="false keeps FIFO order with backfill (Slurm's basic priority)")
+    decay_half_life_days: Annotated[StrictInt, Field(ge=1, le=365)] = Field(
+        7, description="Past usage counts half after this many days (PriorityDecayHalfLife)")
+    weights: SlurmPriorityWeights = Field(default_factory=SlurmPriorityWeights)
+
+
+class SlurmCluster(_Model):
+    """One Slurm cluster: the sites whose Slurm pools it schedules (a partition per pool), its
+    controllers, login nodes, accounting, QoS and fair-share. Sites that no entry lists get a
+    cluster from ``slurm.layout``."""
+
+    name: Optional[Name] = Field(None, description="The cluster's name (inventory groups, rendered folder, "
+                                 "ClusterName <factory>-<name>); default the site's; required with several sites")
+    site: Optional[Name] = Field(None, description="The one site of a cluster; the same as sites: [site]")
+    sites: Optional[list[Name]] = Field(
+        None, min_length=1, max_length=1000,
+        description="The sites one cluster spans, across providers too: one controller, a partition per pool")
     controller: Optional[SlurmHost] = Field(
-        None, description="slurmctld's host; default the first node of the site's first Slurm pool")
+        None, description="slurmctld's host; default the first node of the cluster's first Slurm pool")
     backup: Optional[SlurmHost] = Field(
         None, description="A backup slurmctld on another host; StateSaveLocation must be storage both mount")
     accounting: SlurmAccounting = Field(default_factory=SlurmAccounting)
     default_partition: Optional[Name] = Field(
-        None, description="The Slurm pool whose partition jobs go to when they name none; default the site's first")
+        None, description="The Slurm pool whose partition jobs go to when they name none; default the cluster's first")
+    login: list[SlurmHost] = Field(
+        default_factory=list, max_length=MAX_LOGIN_NODES,
+        description="Login nodes: the Slurm clients and munge, no daemon; a Slurm pool's first node or a declared host")
+    qos: list[SlurmQos] = Field(default_factory=list, max_length=MAX_QOS,
+                                description="QoS that slurmdbd holds; jobs are then held to associations, "
+                                            "limits and QoS (AccountingStorageEnforce)")
+    fairshare: Optional[SlurmFairshare] = Field(
+        None, description="Fair-share priority; without it jobs run in submission order, with backfill")
+
+    @property
+    def site_names(self) -> list[str]:
+        """The sites this entry names, whichever form it uses (checks refuse both or neither)."""
+        if self.sites is not None:
+            return list(self.sites)
+        return [self.site] if self.site is not None else []
 
 
 class Slurm(_Model):
+    layout: Literal["per-site", "single", "federation"] = Field(
+        "per-site", description="Clusters for the sites no entry lists: a cluster per site (per-site), one "
+                                "cluster of them all, named main (single), or a cluster per site in one federation")
+    federation: Optional[Name] = Field(
+        None, description="The federation's name with layout: federation; default the factory's name")
     clusters: list[SlurmCluster] = Field(default_factory=list, max_length=1000,
-                                         description="Settings per site; sites not listed get the defaults")
+                                         description="Clusters as named here; they override the layout for their sites")
 
 
 # A row of a catalog overlay as written in YAML: column -> one scalar. The cells are checked
@@ -198,15 +293,57 @@ class Factory(_Model):
     sites: list[Site] = Field(min_length=1)
     fabrics: list[Fabric] = Field(default_factory=list)
     pools: list[Pool] = Field(min_length=1)
-    slurm: Slurm = Field(default_factory=Slurm, description="The Slurm control plane of each site's cluster")
+    slurm: Slurm = Field(default_factory=Slurm, description="The Slurm clusters: which sites each spans, and "
+                                                            "their control plane")
     catalog: dict[Literal[tuple(TABLES)], CatalogRows] = Field(  # type: ignore[valid-type]
         default_factory=dict,
         description="Rows added to catalog tables, or replacing the row with the same key "
                     "(see `aifactory catalog TABLE` for each table's columns)")
 
 
+# The editor schema: what `aifactory schema` prints and docs/schema/factory-v1.json holds. It must
+# accept every spec `validate` accepts (an editor that flags a valid file teaches people to ignore
+# it), so where a field's validator turns one YAML type into another, the schema says so too.
+SCHEMA_ID = "https://aifactory.dev/schema/factory-v1.json"
+SCHEMA_FILE = "docs/schema/factory-v1.json"  # in the repository, the file SCHEMA_ID names
+
+
+def _editor_schema_generator():
+    import typing
+
+    from pydantic.json_schema import GenerateJsonSchema
+
+    from ..fields import MAX_POOL_NODES
+
+    loose = LooseStr.func
+    nodes = typing.get_args(Nodes)[1].func
+
+    class EditorSchema(GenerateJsonSchema):
+        def function_before_schema(self, schema):
+            inner = super().function_before_schema(schema)
+            func = schema["function"].get("function")
+            if func is loose:
+                # YAML reads an unquoted `cuda: 13.0` as a float and `driver_branch: 580` as an
+                # int; validate takes the number's text, which the string pattern then checks.
+                branches = list(inner["anyOf"]) if set(inner) == {"anyOf"} else [inner]
+                nulls = [b for b in branches if b == {"type": "null"}]
+                rest = [b for b in branches if b != {"type": "null"}]
+                return {"anyOf": [*rest, {"type": "number"}, *nulls]}
+            if func is nodes:
+                return {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_POOL_NODES}, {"const": "fill"}]}
+            return inner
+
+    return EditorSchema
+
+
 def json_schema() -> dict:
-    schema = Factory.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "aifactory factory spec"
+    """The JSON Schema of factory.yaml (draft 2020-12), for editors and other tools."""
+    body = Factory.model_json_schema(schema_generator=_editor_schema_generator())
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "$comment": "Generated by `aifactory schema`; regenerate it rather than editing it.",
+        "title": "aifactory factory spec",
+    }
+    schema.update((k, v) for k, v in body.items() if k not in schema)
     return schema
