@@ -658,7 +658,11 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml or 
               list_: bool = typer.Option(False, "--list", help="print the whole inventory (the default; what "
                                          "Ansible passes to an inventory script)"),
               host: Optional[str] = typer.Option(None, "--host", help="print one host's variables (Ansible's "
-                                                 "inventory-script call)")) -> None:
+                                                 "inventory-script call)"),
+              assign_names: Optional[Path] = typer.Option(
+                  None, "--assign-names", help="plan.json or factory.yaml: give each running instance without one "
+                  "the lowest free planned name of its pool (written as a tag; nodes wait for it at boot) and list "
+                  "hosts by their planned names (aws, gcp, oci)")) -> None:
     """Ansible inventory: FILE --out DIR writes hosts.yml and group_vars from the plan; --from aws|gcp|azure|oci
     prints a dynamic inventory (JSON) of a factory's running nodes, grouped by pool, site and role."""
     if source is None:
@@ -681,9 +685,13 @@ def inventory(file: Optional[Path] = typer.Argument(None, help="factory.yaml or 
         project = os.environ.get("GOOGLE_CLOUD_PROJECT")
     if name == "azure" and subscription is None:
         subscription = os.environ.get("AZURE_SUBSCRIPTION_ID")
+    named = {}
+    if assign_names is not None:  # what cannot be named is reported on stderr, one line each
+        named = {"plan": _plan_input(assign_names), "warn": lambda text: _err(f"inventory: {text}")}
     try:
         data = from_cloud(name, factory, regions=region or [], project=project, subscription=subscription,
-                          resource_group=resource_group, compartment=compartment, endpoint_url=endpoint_url)
+                          resource_group=resource_group, compartment=compartment, endpoint_url=endpoint_url,
+                          **named)
     except ModuleNotFoundError as exc:
         sdk = (exc.name or "").split(".")[0]
         if sdk not in ("google", "azure", "oci", "boto3", "botocore"):

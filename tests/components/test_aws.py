@@ -3,6 +3,8 @@ no public IP, capacity targeting, and a resource count that does not grow with n
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from aifactory.components.base import TAG_FACTORY, TAG_POOL, TAG_ROLE, TAG_SITE
@@ -67,6 +69,18 @@ def test_imdsv2_required_encrypted_root_and_no_public_ip(p5):
         assert subnet["mapPublicIpOnLaunch"] is False
     assert lt["imageId"].startswith("resolve:ssm:/aws/service/deeplearning/ami/x86_64/")
     assert "ubuntu-24.04" in lt["imageId"]
+
+
+def test_nodes_read_their_claimed_name_from_tags_in_metadata_with_imdsv2_still_required(p5):
+    """The boot program reads the aifactory:node tag from /latest/meta-data/tags/instance/; tags are
+    in the metadata only when the launch template allows it, and IMDSv2 stays required."""
+    options = only(p5, LT)["metadataOptions"]
+    assert options["instanceMetadataTags"] == "enabled"
+    assert (options["httpTokens"], options["httpEndpoint"]) == ("required", "enabled")
+    # With tags in metadata, EC2 refuses to launch an instance whose tag keys hold anything but
+    # letters, digits and + - = . , _ : @ (the aifactory keys and the spec's tag keys qualify).
+    (instance,) = [s for s in only(p5, LT)["tagSpecifications"] if s["resourceType"] == "instance"]
+    assert instance["tags"] and all(re.fullmatch(r"[A-Za-z0-9+=.,_:@-]+", key) for key in instance["tags"])
 
 
 def test_cluster_placement_group_and_instance_profile_with_ssm_only(p5):

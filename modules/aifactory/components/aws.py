@@ -143,6 +143,10 @@ class GpuPool(PoolComponent):
             iam_instance_profile={"arn": profile.arn},
             # IMDSv2 only. One hop keeps containers from reaching the node's credentials; Kubernetes
             # nodes need two so that pods using the node role (CNI, device plugins) still work.
+            # Tags in metadata: the node reads its claimed name (the aifactory:node tag) at boot
+            # without credentials; EC2 then holds every tag key to letters, digits and + - = . , _ : @
+            # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/work-with-tags-in-IMDS.html,
+            # checked 2026-12-03), which the aifactory keys and the spec's tag keys are.
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
                               "http_put_response_hop_limit": 2 if pool.scheduler == "kubernetes" else 1,
                               "instance_metadata_tags": "enabled"},

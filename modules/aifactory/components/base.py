@@ -42,6 +42,10 @@ TAG_SITE = "aifactory:site"
 TAG_POOL = "aifactory:pool"
 TAG_ROLE = "aifactory:role"
 TAG_KEYS = (TAG_FACTORY, TAG_SITE, TAG_POOL, TAG_ROLE)
+# The planned node name an instance of a node group has claimed (``aifactory-node`` where the
+# provider takes labels). No component writes it: `aifactory inventory --assign-names` does, once
+# per instance, and the node reads it back from its metadata service at boot.
+TAG_NODE = "aifactory:node"
 
 # The role of GPU nodes (other roles: network, security, placement, template, node-group, ...).
 ROLE_NODE = "node"

@@ -166,13 +166,29 @@ def require_factory(factory) -> str:
 SCOPES = {"--project": "gcp", "--subscription": "azure", "--resource-group": "azure", "--compartment": "oci"}
 
 
+# Azure pools are one scale set in Uniform orchestration, whose VMs carry no tags of their own and
+# are reached through the scale set's VM API rather than the one of standalone VMs
+# (https://learn.microsoft.com/azure/virtual-machine-scale-sets/orchestration-modes-api-comparison,
+# checked 2026-12-03): there is nowhere per VM to keep a claimed name.
+NO_NAME_CLAIMS = {"azure": "Azure pools are Uniform scale sets, whose VMs hold no tags of their own; their "
+                           "nodes keep the scale set's computer names"}
+
+
 def from_cloud(source: str, factory: Optional[str], *, regions: Iterable[str] = (), project: Optional[str] = None,
                subscription: Optional[str] = None, resource_group: Optional[str] = None,
-               compartment: Optional[str] = None, endpoint_url: Optional[str] = None) -> dict:
+               compartment: Optional[str] = None, endpoint_url: Optional[str] = None, plan=None,
+               warn=None) -> dict:
     """The dynamic inventory of ``factory`` read from ``source`` (aws, gcp, azure, oci) within the
-    scope its options give; an option of another cloud, or a missing one, is a one-line error."""
+    scope its options give; an option of another cloud, or a missing one, is a one-line error.
+    With ``plan`` (``--assign-names``), every running instance is first given a planned name
+    (:mod:`.names`) and hosts are listed by those names; ``factory`` defaults to the plan's."""
     regions = list(regions)
     what = f"inventory --from {source}"
+    if plan is not None:
+        if source in NO_NAME_CLAIMS:
+            raise AifactoryError(f"{what}: --assign-names is not available: {NO_NAME_CLAIMS[source]}")
+        factory = plan.name if factory is None else factory
+    named = {"plan": plan, "warn": warn} if plan is not None else {}
     if factory is None:
         raise AifactoryError(f"{what}: give --factory NAME")
     given = {"--project": project, "--subscription": subscription, "--resource-group": resource_group,
@@ -183,7 +199,7 @@ def from_cloud(source: str, factory: Optional[str], *, regions: Iterable[str] = 
     if source == "aws":
         from .aws import inventory
 
-        return inventory(factory, regions or None, endpoint_url=endpoint_url)
+        return inventory(factory, regions or None, endpoint_url=endpoint_url, **named)
     if source == "gcp":
         if project is None:
             raise AifactoryError(f"{what}: give --project ID (or set GOOGLE_CLOUD_PROJECT)")
@@ -191,7 +207,7 @@ def from_cloud(source: str, factory: Optional[str], *, regions: Iterable[str] = 
             raise AifactoryError(f"{what}: --region does not apply (every zone of the project is read)")
         from .gcp import inventory
 
-        return inventory(factory, project, endpoint_url=endpoint_url)
+        return inventory(factory, project, endpoint_url=endpoint_url, **named)
     if source == "azure":
         if subscription is None:
             raise AifactoryError(f"{what}: give --subscription ID (or set AZURE_SUBSCRIPTION_ID)")
@@ -207,5 +223,5 @@ def from_cloud(source: str, factory: Optional[str], *, regions: Iterable[str] = 
             raise AifactoryError(f"{what}: give one --region")
         from .oci import inventory
 
-        return inventory(factory, compartment, regions[0] if regions else None, endpoint_url=endpoint_url)
+        return inventory(factory, compartment, regions[0] if regions else None, endpoint_url=endpoint_url, **named)
     raise AifactoryError("inventory: --from must be one of aws, gcp, azure, oci")

@@ -11,9 +11,10 @@ subnets (one per pool), never one per node.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional
 
-from ..components.base import TAG_FACTORY
+from ..components.base import TAG_FACTORY, TAG_NODE
 from ..errors import AifactoryError
 from ..fields import OCID_PATTERN
 from .dynamic import ENDPOINT_PATTERN, Node, one_line, read_tags, require, require_factory, stored_key
@@ -23,6 +24,11 @@ PROVIDER = "oci"
 # Instances live in a compartment; the tenancy is the root compartment.
 COMPARTMENT_PATTERN = rf"(?=ocid1\.(?:compartment|tenancy)\.){OCID_PATTERN}"
 REGION_PATTERN = r"[a-z][a-z0-9-]{1,40}[a-z0-9]"
+INSTANCE_PATTERN = rf"(?=ocid1\.instance\.){OCID_PATTERN}"
+# The node-name claim: a freeform tag, which the instance metadata service (v2) shows the node in
+# the instance document's freeformTags
+# (https://docs.oracle.com/iaas/Content/Compute/Tasks/gettingmetadata.htm, checked 2026-12-03).
+NODE_KEY = stored_key(PROVIDER, TAG_NODE)
 NO_CREDENTIALS = ("inventory --from oci: no OCI configuration found; create ~/.oci/config (`oci setup config`) "
                   "or set OCI_CONFIG_FILE to one")
 
@@ -76,6 +82,32 @@ def node(inst, address: Optional[str]) -> Node:
         })
 
 
+def candidate(inst, address: Optional[str]):
+    """One instance as :class:`~.names.Candidate`: its ``aifactory-node`` freeform tag is the claim."""
+    from .names import Candidate
+
+    created = inst.time_created
+    return Candidate(node(inst, address), created.timestamp() if hasattr(created, "timestamp") else None,
+                     (inst.freeform_tags or {}).get(NODE_KEY))
+
+
+def writer(compute, instances: Iterable):
+    """``write(node, name)`` for :func:`~.names.assign`: UpdateInstance with the instance's freeform
+    tags plus the claim (the call replaces the whole set; defined tags are left out, so unchanged)."""
+    import oci
+
+    by_id = {inst.id: inst for inst in instances}
+
+    def write(found: Node, name: str) -> None:
+        inst = by_id[found.key]
+        if not re.fullmatch(INSTANCE_PATTERN, inst.id or ""):
+            raise AifactoryError("inventory --from oci: an instance id is not an instance OCID; not named")
+        tags = {**(inst.freeform_tags or {}), NODE_KEY: name}
+        compute.update_instance(inst.id, oci.core.models.UpdateInstanceDetails(freeform_tags=tags))
+
+    return write
+
+
 def running_nodes(compute, network, compartment: str, factory: str) -> Iterable[Node]:
     instances = running_instances(compute, compartment, factory)
     found = addresses(compute, network, compartment, {inst.id for inst in instances}) if instances else {}
@@ -106,8 +138,10 @@ def clients(config: Optional[dict] = None, region: Optional[str] = None, endpoin
 
 
 def inventory(factory: str, compartment: str, region: Optional[str] = None, *, config: Optional[dict] = None,
-              endpoint_url: Optional[str] = None, compute=None, network=None) -> dict:
-    """The inventory of ``factory`` in ``compartment`` (``region``: default the configuration's)."""
+              endpoint_url: Optional[str] = None, compute=None, network=None, plan=None, warn=None) -> dict:
+    """The inventory of ``factory`` in ``compartment`` (``region``: default the configuration's);
+    with ``plan``, the instances named after the plan first (:mod:`.names`), new claims written as
+    the freeform tag ``aifactory-node``."""
     require_factory(factory)
     require(compartment, COMPARTMENT_PATTERN, "--compartment",
             "an OCI compartment or tenancy OCID such as ocid1.compartment.oc1..<id>")
@@ -120,6 +154,13 @@ def inventory(factory: str, compartment: str, region: Optional[str] = None, *, c
     if compute is None or network is None:
         compute, network = clients(config, region, endpoint_url)
     try:
+        if plan is not None:
+            from .names import assign
+
+            instances = running_instances(compute, compartment, factory)
+            found = addresses(compute, network, compartment, {i.id for i in instances}) if instances else {}
+            return assign(plan, PROVIDER, factory, [candidate(i, found.get(i.id)) for i in instances],
+                          writer(compute, instances), warn=warn)
         found = running_nodes(compute, network, compartment, factory)
     except oci.exceptions.ServiceError as exc:
         raise AifactoryError("inventory --from oci: " + one_line(f"{exc.status} {exc.code}: {exc.message}")) from None
