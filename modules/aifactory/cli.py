@@ -778,6 +778,57 @@ def diff(old: Path = typer.Argument(..., help="the plan before the change: plan.
 
 
 @app.command()
+def status(file: Path = typer.Argument(..., help="factory.yaml, plan.json, or a lab stack folder (a running lab)"),
+           slurm_json: Optional[str] = typer.Option(None, "--slurm-json", help="`scontrol show nodes --json` or "
+                                                    "`sinfo --json` output saved to a file; - reads stdin"),
+           prometheus: Optional[str] = typer.Option(None, "--prometheus", help="the factory's Prometheus, "
+                                                    "http(s)://HOST:PORT"),
+           format: PlanFormat = typer.Option(PlanFormat.table, "--format", "-f", help="table, json or markdown")) -> None:
+    """The live factory against its plan, per pool and node: provisioned, Slurm state and drain
+    reason, lock digest, XID errors, last health gate. Exits 0 when all agree and are healthy, 3
+    when anything drifted or is unhealthy."""
+    from . import lab
+    from . import status as live
+    from .files import read_text
+    from .status import lab as lab_status
+    from .status import prometheus as prom
+    from .status import slurm as slurm_json_reader
+
+    slurm = lab_digests = lab_failures = None
+    source = None
+    if file.is_dir():
+        if not lab.is_lab(file):
+            raise AifactoryError(f"{file}: a folder is read as a lab stack, and this one is not")
+        the_plan = _plan_input(file / "factory.yaml")
+        slurm, lab_digests, lab_failures = lab_status.read(file, the_plan)
+        source = f"lab {file}" if slurm is not None else None
+    else:
+        the_plan = _plan_input(file)
+    if slurm_json is not None:
+        if slurm_json == "-":
+            raw = sys.stdin.buffer.read(slurm_json_reader.MAX_BYTES + 1)
+            if len(raw) > slurm_json_reader.MAX_BYTES:
+                raise AifactoryError("--slurm-json -: larger than 64 MiB")
+            text = raw.decode("utf-8", errors="replace")
+        else:
+            text = read_text(slurm_json, slurm_json_reader.MAX_BYTES, "--slurm-json")
+        slurm = slurm_json_reader.parse(text, "stdin" if slurm_json == "-" else slurm_json)
+        source = slurm_json
+    view = prom.read(prometheus) if prometheus else None
+    result = live.collect(the_plan, slurm=slurm, slurm_source=source, prometheus=view,
+                          lab_digests=lab_digests, lab_failures=lab_failures)
+    LOG.info("%s", live.summary(result), extra=_FILE_ONLY)
+    if format is PlanFormat.json:
+        _emit(result.to_dict())
+    elif format is PlanFormat.markdown:
+        sys.stdout.write(live.to_markdown(result))
+    else:
+        live.print_table(result, _console())
+    if not result.ok:
+        raise typer.Exit(EXIT_DRIFT)
+
+
+@app.command()
 def configure(inventory: Path = typer.Argument(..., help="inventory folder (aifactory inventory --out DIR) or file"),
               playbook: str = typer.Option("site.yml", "--playbook", "-p", help="site.yml, upgrade.yml, health.yml or slurm.yml"),
               check: bool = typer.Option(False, "--check", help="dry run: report what would change"),
@@ -844,6 +895,38 @@ def pxe(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
     written = render_pxe(plan, folder, settings, force=force)
     _say(f"{folder}: {len(written)} files (dnsmasq.conf, iPXE scripts, autoinstall for "
                f"{sum(1 for p in written if p.name == 'user-data')} hosts)")
+
+
+@app.command()
+def mirror(file: Path = typer.Argument(..., help="factory.yaml or plan.json"),
+           out: str = typer.Option(..., "--out", "-o", help="bundle folder to write"),
+           upstream: Optional[list[str]] = typer.Option(None, "--upstream", help="OS=URL: the base URL of NVIDIA's "
+                                                        "repositories for that node OS (a proxy, a stand-in); "
+                                                        "repeatable"),
+           key: Optional[list[str]] = typer.Option(None, "--key", help="OS=FILE: the only key that repository's "
+                                                   "index may be signed with (armoured); repeatable"),
+           force: bool = typer.Option(False, "--force", help="write into a non-empty folder aifactory did not "
+                                      "create (its other files are left alone)"),
+           format: TextOrJson = typer.Option(TextOrJson.text, "--format", "-f", help="text or json (the manifest)")
+           ) -> None:
+    """Bundle the NVIDIA packages of the software lock, verified, as offline repositories for air-gapped installs."""
+    from . import mirror as bundles
+    from .files import out_dir
+
+    folder = out_dir(out)
+    upstreams = bundles.parse_upstream(upstream or [])
+    keys = bundles.parse_keys(key or [])
+    result = bundles.mirror(_plan_input(file), folder, upstream=upstreams, keys=keys, force=force)
+    if format is TextOrJson.json:
+        _emit({"out": str(folder), "downloaded": result.downloaded, "kept": result.kept,
+               "manifest": result.manifest})
+        return
+    for repo in result.manifest["repositories"]:
+        _say(f"{folder / repo['path']}: {plural(len(repo['packages']), 'package')} ({repo['format']}), "
+             f"from {repo['upstream']}" + (f"; from the OS archive: {', '.join(repo['external'])}"
+                                           if repo["external"] else ""))
+    _say(f"{folder}: {len(result.downloaded)} downloaded, {result.kept} kept; lock "
+         f"{result.manifest['lock_digest'][:12]}")
 
 
 def _one_line(text: str, limit: int = 300) -> str:

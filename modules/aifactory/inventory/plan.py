@@ -224,6 +224,9 @@ def _software_vars(plan: Plan, catalog: Catalog) -> dict[str, Any]:
         "aifactory_factory": plan.name,
         "aifactory_os": lock.os,
         "ansible_user": plan.access.ssh_user,
+        # What every node reports to Prometheus through node_exporter's textfile collector, so
+        # `aifactory status` tells a node on the lock from one that drifted without logging in.
+        "node_exporter_lock_digest": lock.digest,
     }
     if plan.slurm and lock.slurm:
         # Every Slurm daemon of the factory from the lock's release (apt pins `slurmd=22.05*`): the

@@ -88,6 +88,16 @@ class SoftwareLock(_Frozen):
     slurm: Optional[SlurmRelease]
 
     @property
+    def digest(self) -> str:
+        """The lock's digest: sha256 of its canonical JSON (keys sorted, unset fields left out), the
+        one value a node reports (``aifactory_lock_info{digest=...}``) and ``status`` compares."""
+        import hashlib
+        import json
+
+        data = {k: v for k, v in self.model_dump(mode="json").items() if v is not None}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    @property
     def slurm_release(self) -> Optional[tuple[int, int]]:
         """``slurm`` as (major, minor) for comparisons, None where the release is not known."""
         if self.slurm is None:
