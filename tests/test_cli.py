@@ -7,14 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BAD = """\
-name: bad
-sites:
-  - {name: dc1, power_mw: 1}
-pools:
-  - {name: a, site: dc1, provider: onprem, system: dgx-h100, nodes: 500}
-  - {name: b, site: dc9, provider: onprem, system: dgx-h100, nodes: 1}
-"""
+from tests.cli_helpers import BAD
+
 
 
 def cli(*args):

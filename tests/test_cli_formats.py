@@ -7,36 +7,15 @@ the same as in the human format (0 ok, 1 error, 3 drift or changes).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from aifactory import cli
+from tests.cli_helpers import BAD, LAB, REPO, run
 
-REPO = Path(__file__).resolve().parents[1]
 SARIF_SCHEMA = json.loads((REPO / "tests/data/sarif-schema-2.1.0.json").read_text())
-LAB = REPO / "stacks/lab/factory.yaml"
 FINDING_KEYS = {"file", "line", "path", "message", "hint", "severity", "check"}
-
-BAD = """\
-name: bad
-sites:
-  - {name: dc1, power_mw: 1}
-pools:
-  - {name: a, site: dc1, provider: onprem, system: dgx-h100, nodes: 500}
-  - {name: b, site: dc9, provider: onprem, system: dgx-h100, nodes: 1}
-"""
-
-
-def run(monkeypatch, capsys, *args):
-    """``aifactory ARGS`` through the console entry point, in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["aifactory", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        cli.main()
-    out = capsys.readouterr()
-    return stop.value.code, out.out, out.err
 
 
 def one_document(stdout: str):

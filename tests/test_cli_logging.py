@@ -9,23 +9,13 @@ import re
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from aifactory import cli
+from tests.cli_helpers import LAB, run
 
-REPO = Path(__file__).resolve().parents[1]
-LAB = REPO / "stacks/lab/factory.yaml"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d \d+ [A-Z]+ aifactory[.\w]*: ")
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["aifactory", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        cli.main()
-    out = capsys.readouterr()
-    return stop.value.code, out.out, out.err
 
 
 def test_quiet_leaves_out_success_lines_only(monkeypatch, capsys, tmp_path):
