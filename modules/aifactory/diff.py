@@ -2,7 +2,9 @@
 
 It reads two ``plan.json`` files (``aifactory plan --format json`` or a rendered deployment's
 ``plan.json``) and reports pools added, removed and resized (nodes, GPUs, power), fabric
-switch and cable changes, site power and every software version that moves. It works on
+switch and cable changes, site power, Slurm control-plane changes (controllers, accounting,
+sites, login nodes, default partition, QoS, fair-share, federation) and every software version
+that moves. It works on
 the plan data alone, so a PR can compare the plan on main with the plan of the branch.
 """
 
@@ -83,6 +85,32 @@ class _Power(_View):
     sites: list[_Site] = Field(default_factory=list, max_length=100_000)  # plan schema 1 kept sites here
 
 
+class _Qos(_View):
+    name: Text
+    priority: Count = 0
+    max_wall: Optional[Count] = None
+    max_jobs_per_user: Optional[Count] = None
+    max_gpus_per_user: Optional[Count] = None
+
+
+class _Slurm(_View):
+    """A Slurm cluster's control plane (plan schema 3; ``name`` and ``sites`` from one-site clusters
+    written before clusters spanned sites fall back to ``site``)."""
+
+    site: Text
+    name: Optional[Text] = None
+    sites: list[Text] = Field(default_factory=list, max_length=100_000)
+    controllers: list[Text] = Field(max_length=2)
+    accounting: Text
+    accounting_host: Text
+    accounting_port: Count
+    default_partition: Text
+    login: list[Text] = Field(default_factory=list, max_length=16)
+    qos: list[_Qos] = Field(default_factory=list, max_length=64)
+    fairshare: Optional[dict[Text, Union[Count, dict[Text, Count]]]] = None
+    federation: Optional[Text] = None
+
+
 class PlanView(_View):
     """The part of ``plan.json`` that diff reads."""
 
@@ -93,6 +121,7 @@ class PlanView(_View):
     sites: list[_Site] = Field(default_factory=list, max_length=100_000)
     software: dict[Text, Version]
     fabrics: list[_Fabric] = Field(default_factory=list, max_length=100_000)
+    slurm: list[_Slurm] = Field(default_factory=list, max_length=100_000)
 
 
 def load(path: Path | str) -> dict:
@@ -199,11 +228,59 @@ def compare(old: dict, new: dict) -> PlanDiff:
         if a.get("headroom_kw") != b.get("headroom_kw") and b.get("headroom_kw") is not None:
             lines.append(f"site {name}: headroom {_num(a.get('headroom_kw') or 0)} -> {_num(b['headroom_kw'])} kW")
 
+    _slurm(old.get("slurm", []), new.get("slurm", []), lines)
+
     sa, sb = old["software"], new["software"]
     for key in sorted(set(sa) | set(sb)):
         if sa.get(key) != sb.get(key):
             lines.append(f"software {key}: {sa.get(key)} -> {sb.get(key)}")
     return out
+
+
+def _names(items) -> str:
+    return ", ".join(items) if items else "none"
+
+
+def _slurm(old: list[dict], new: list[dict], lines: list[str]) -> None:
+    """Control-plane changes: who runs slurmctld and slurmdbd, the sites a cluster spans, its login
+    nodes, default partition, QoS, fair-share and federation."""
+    def keyed(clusters):
+        return {c.get("name") or c["site"]: {**c, "sites": c.get("sites") or [c["site"]]} for c in clusters}
+
+    a_all, b_all = keyed(old), keyed(new)
+    for name in sorted(b_all.keys() - a_all.keys()):
+        c = b_all[name]
+        lines.append(f"slurm cluster {name} added: sites {_names(c['sites'])}; controllers {_names(c['controllers'])}; "
+                     f"accounting {c['accounting']} on {c['accounting_host']}")
+    for name in sorted(a_all.keys() - b_all.keys()):
+        lines.append(f"slurm cluster {name} removed")
+    for name in sorted(a_all.keys() & b_all.keys()):
+        a, b = a_all[name], b_all[name]
+        for key in ("sites", "controllers", "login"):
+            if a.get(key, []) != b.get(key, []):
+                lines.append(f"slurm cluster {name}: {key} {_names(a.get(key, []))} -> {_names(b.get(key, []))}")
+        where_a = f"{a['accounting']} on {a['accounting_host']}:{a['accounting_port']}"
+        where_b = f"{b['accounting']} on {b['accounting_host']}:{b['accounting_port']}"
+        if where_a != where_b:
+            lines.append(f"slurm cluster {name}: accounting {where_a} -> {where_b}")
+        for key in ("default_partition", "federation"):
+            if a.get(key) != b.get(key):
+                lines.append(f"slurm cluster {name}: {key.replace('_', ' ')} {a.get(key)} -> {b.get(key)}")
+        if a.get("fairshare") != b.get("fairshare"):
+            lines.append(f"slurm cluster {name}: fair-share {'on' if a.get('fairshare') else 'off'} -> "
+                         f"{'on' if b.get('fairshare') else 'off'}"
+                         + (" (settings changed)" if a.get("fairshare") and b.get("fairshare") else ""))
+        qa = {q["name"]: q for q in a.get("qos", [])}
+        qb = {q["name"]: q for q in b.get("qos", [])}
+        for q in sorted(qb.keys() - qa.keys()):
+            lines.append(f"slurm cluster {name}: QoS {q} added")
+        for q in sorted(qa.keys() - qb.keys()):
+            lines.append(f"slurm cluster {name}: QoS {q} removed")
+        for q in sorted(qa.keys() & qb.keys()):
+            changed = [f"{k} {qa[q].get(k)} -> {qb[q].get(k)}" for k in
+                       ("priority", "max_wall", "max_jobs_per_user", "max_gpus_per_user") if qa[q].get(k) != qb[q].get(k)]
+            if changed:
+                lines.append(f"slurm cluster {name}: QoS {q}: {', '.join(changed)}")
 
 
 def to_json(d: PlanDiff) -> str:

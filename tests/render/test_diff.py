@@ -96,3 +96,33 @@ def test_a_site_without_facility_power_is_a_change_not_a_crash(tmp_path):
     r = _cli("diff", str(plan), str(bare))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert f"site {data['sites'][1]['name']}: facility power" in r.stdout
+
+
+def test_diff_shows_the_slurm_control_plane(tmp_path):
+    """Who runs slurmctld and slurmdbd, the login nodes, QoS and fair-share are changes a reviewer
+    must see: a pull request that moves the controller to another provider says so."""
+    base = (STACKS / "multicloud" / "factory.yaml").read_text()
+    assert "      controller: {pool: onprem}\n" in base
+    old = _plan(tmp_path, "old", base)
+    changed = base.replace("      controller: {pool: onprem}\n", "      controller: {pool: aws}\n"
+                           "      login: [{pool: gcp}]\n"
+                           "      qos: [{name: high, priority: 100, max_wall: 12h}]\n"
+                           "      fairshare: {decay_half_life_days: 7}\n")
+    changed = changed.replace("      default_partition: onprem\n", "      default_partition: aws\n")
+    new = _plan(tmp_path, "new", changed)
+    r = _cli("diff", str(old), str(new), "--exit-code")
+    assert r.returncode == 3, r.stderr
+    assert "slurm cluster global: controllers onprem-0001 -> aws-0001" in r.stdout
+    assert "slurm cluster global: login none -> gcp-0001" in r.stdout
+    assert "slurm cluster global: accounting local on onprem-0001:6819 -> local on aws-0001:6819" in r.stdout
+    assert "slurm cluster global: default partition onprem -> aws" in r.stdout
+    assert "slurm cluster global: QoS high added" in r.stdout
+    assert "slurm cluster global: fair-share off -> on" in r.stdout
+    tweaked = _plan(tmp_path, "tweaked", changed.replace("max_wall: 12h", "max_wall: 1d"))
+    again = _cli("diff", str(new), str(tweaked))
+    assert again.stdout == "slurm cluster global: QoS high: max_wall 720 -> 1440\n", again.stdout
+    # A layout change: one cluster per site instead of one across them.
+    per_site = _plan(tmp_path, "per-site", base[:base.index("slurm:")])
+    split = _cli("diff", str(old), str(per_site)).stdout
+    assert "slurm cluster global removed" in split
+    assert "slurm cluster dc1 added: sites dc1; controllers onprem-0001; accounting local on onprem-0001" in split
