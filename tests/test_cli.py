@@ -43,8 +43,12 @@ def test_plan_markdown_and_table(stacks):
     md = cli("plan", str(stacks / "multicloud" / "factory.yaml"), "--format", "markdown")
     assert md.returncode == 0 and md.stdout.startswith("### aifactory plan: `multicloud`")
     assert "| pool | provider |" in md.stdout and "Software lock" in md.stdout
+    # The control plane a reviewer approves: one cluster over the five sites, run from on-prem.
+    assert ("| multicloud-global | dc1, aws-use1, gcp-usc1, az-eus, oci-iad | onprem-0001 | local on onprem-0001 | "
+            "- | onprem | - | no | - |") in md.stdout
     table = cli("plan", str(stacks / "lab" / "factory.yaml"))
     assert table.returncode == 0 and "535.261.03" in table.stdout  # the lab pins what Debian 12 ships
+    assert "lab-lab" in table.stdout and "local on gpu-0001" in table.stdout
 
 
 def test_missing_file_is_one_clear_line(tmp_path):

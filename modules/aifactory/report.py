@@ -35,6 +35,20 @@ def _rows(plan: Plan):
     return pools, fabrics, sites, lock
 
 
+def _slurm_rows(plan: Plan) -> list[list[str]]:
+    """One row per Slurm cluster: who runs slurmctld and slurmdbd, what it spans, how jobs queue."""
+    rows = []
+    for c in plan.slurm:
+        accounting = f"{c.accounting} on {c.accounting_host}"
+        qos = ", ".join(q.name for q in c.qos) or "-"
+        rows.append([c.cluster_name(plan.name), ", ".join(c.sites), ", ".join(c.controllers), accounting,
+                     ", ".join(c.login) or "-", c.default_partition, qos,
+                     "yes" if c.fairshare else "no", c.federation or "-"])
+    return rows
+
+
+SLURM_HEAD = ["cluster", "sites", "controllers", "accounting", "login", "default partition", "QoS", "fair-share",
+              "federation"]
 POOL_HEAD = ["pool", "provider", "site", "system", "nodes", "GPUs", "NVLink domains", "racks", "IT MW"]
 FABRIC_HEAD = ["fabric", "type", "switch", "by", "tiers", "leaf", "spine", "core", "cables"]
 SITE_HEAD = ["site", "budget MW", "IT MW", "PUE", "facility MW", "headroom MW"]
@@ -57,6 +71,7 @@ def to_markdown(plan: Plan) -> str:
         table(POOL_HEAD, pools),
         table(FABRIC_HEAD, fabrics) if fabrics else "_No compute fabrics declared._",
         table(SITE_HEAD, sites),
+        *([table(SLURM_HEAD, _slurm_rows(plan))] if plan.slurm else []),
         "<details><summary>Software lock</summary>\n\n" + table(["component", "version"], lock) + "\n\n</details>",
     ]
     if plan.warnings:
@@ -73,12 +88,13 @@ def print_table(plan: Plan, console) -> None:
                   f"{t['switches']:,} switches, IT {_mw(plan.power['it_kw'])} MW, "
                   f"facility {_mw(plan.power['facility_kw'])} MW")
     for title, head, rows in (("Pools", POOL_HEAD, pools), ("Fabrics", FABRIC_HEAD, fabrics),
-                              ("Power", SITE_HEAD, sites), ("Software lock", ["component", "version"], lock)):
+                              ("Power", SITE_HEAD, sites), ("Slurm", SLURM_HEAD, _slurm_rows(plan)),
+                              ("Software lock", ["component", "version"], lock)):
         if not rows:
             continue
         table = Table(title=title, title_justify="left")
         for i, h in enumerate(head):
-            table.add_column(h, justify="right" if i and title != "Software lock" and i >= 4 else "left")
+            table.add_column(h, justify="right" if i >= 4 and title not in ("Software lock", "Slurm") else "left")
         for r in rows:
             table.add_row(*r)
         console.print(table)
