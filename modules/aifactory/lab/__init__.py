@@ -294,13 +294,17 @@ def start_cluster(plan, nodes: list[LabNode], state: Path, inventory: Path, say=
     for host in slurm_nodes:
         if cluster.start(host, slurmd(slurmd_options(roots[host]))):
             started.append(f"slurmd@{host}")
-    ctl = plan.slurm[0].controllers[0]
+    seen: dict[str, str] = {}
+    for c in plan.slurm:
+        members = [n.name for n in nodes if n.name in slurm_nodes and pools[n.pool].site in c.sites]
+        if not members:
+            continue
 
-    def idle():
-        state_of = cluster.run(ctl, "sinfo", "-h", "-N", "-o", "%N %t").stdout.split()
-        seen = dict(zip(state_of[::2], state_of[1::2]))
-        return all(seen.get(h) in ("idle", "mix", "alloc") for h in slurm_nodes) and seen
-    seen = wait_for("every lab node to be idle in Slurm", idle, timeout=120)
+        def idle(ctl=c.controllers[0], members=members):
+            state_of = cluster.run(ctl, "sinfo", "-h", "-N", "-o", "%N %t").stdout.split()
+            listed = dict(zip(state_of[::2], state_of[1::2]))
+            return all(listed.get(h) in ("idle", "mix", "alloc") for h in members) and listed
+        seen.update(wait_for(f"every lab node of {c.name} to be idle in Slurm", idle, timeout=120))
     say(f"  started: {', '.join(started) if started else 'nothing (all running)'}; "
         f"sinfo: {', '.join(f'{h} {s}' for h, s in sorted(seen.items()))}")
     return cluster, reran
@@ -332,12 +336,17 @@ def run_job(plan, cluster, nodes: list[LabNode], state: Path) -> JobResult:
     from .cluster import wait_for
 
     pools = {p.name: p for p in plan.pools}
-    slurm_nodes = [n for n in nodes if pools[n.pool].scheduler == "slurm"]
-    if len(slurm_nodes) < 2:
-        raise AifactoryError("lab: the job needs two Slurm nodes")
+    # Two nodes of one Slurm pool: a partition is a pool, and the job runs in one partition.
+    by_pool: dict[str, list[LabNode]] = {}
+    for n in nodes:
+        if pools[n.pool].scheduler == "slurm":
+            by_pool.setdefault(n.pool, []).append(n)
+    slurm_nodes = next((members for members in by_pool.values() if len(members) >= 2), None)
+    if not slurm_nodes:
+        raise AifactoryError("lab: the job needs a Slurm pool of two nodes or more")
     first = slurm_nodes[0]
     gpus = pools[first.pool].gpus_per_node
-    c = plan.slurm[0]
+    c = plan.slurm_cluster(pools[first.pool].site)
     ctl = c.controllers[0]
     script = first.root / "tmp" / "aifactory-job.sh"
     script.write_text(JOB_SCRIPT)
