@@ -23,7 +23,8 @@ ENV = dict(os.environ, ANSIBLE_CONFIG=str(PLAYBOOKS / "ansible.cfg"), ANSIBLE_NO
 @pytest.mark.slow
 def test_ansible_lint_production_profile_is_clean():
     proc = subprocess.run([str(BIN / "ansible-lint"), "--profile", "production", "--nocolor",
-                           "site.yml", "upgrade.yml", "health.yml", "slurm.yml", "roles"],
+                           "site.yml", "upgrade.yml", "health.yml", "slurm.yml", "roles",
+                           "playbooks"],
                           cwd=PLAYBOOKS, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert "Profile 'production' was required, and it passed" in proc.stdout + proc.stderr

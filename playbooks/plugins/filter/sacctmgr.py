@@ -1,0 +1,1 @@
+../../roles/slurm_accounting/filter_plugins/sacctmgr.py

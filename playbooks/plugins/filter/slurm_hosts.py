@@ -1,0 +1,1 @@
+../../roles/slurm_hosts/filter_plugins/slurm_hosts.py
