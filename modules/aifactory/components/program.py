@@ -13,6 +13,9 @@ Stack config read here (``Pulumi.<stack>.yaml``), all optional:
 * the plain settings of :data:`STRING_SETTINGS` (``aifactory:sshPublicKey``, ``gcp:project`` …),
   checked here for every provider so that no component reads one untyped.
 
+Every key read here or by a component has its row (type, description, secret) in
+:data:`aifactory.stackconfig.CONFIG_KEYS`, which each stack's ``Pulumi.yaml`` declares.
+
 The stack config comes from the pull request like the spec does (docs/SECURITY.md): every file it
 names is confined to the stack folder (relative, no ``..``, resolving, symlinks included, to a
 regular file inside it), its values are held to the spec's own types, and no message echoes a
